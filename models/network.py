@@ -153,7 +153,9 @@ class NetworkConfig:
         channels = tuple(pos_int(f"channels[{i}]", c) for i, c in enumerate(channels))
         deconv = data["deconv_channels"]
         expected = list(range(depth - 1, 1, -1))
-        if not isinstance(deconv, dict) or sorted(deconv) != sorted(expected):
+        if isinstance(deconv, dict):  # JSON (weights manifests) stores the levels as strings
+            deconv = {int(k) if isinstance(k, str) and k.isdigit() else k: v for k, v in deconv.items()}
+        if not isinstance(deconv, dict) or sorted(deconv, key=str) != sorted(expected, key=str):
             fail("deconv_channels", f"must map each level {expected} to a channel count, not {deconv!r}")
         deconv = {int(k): pos_int(f"deconv_channels.{k}", v) for k, v in deconv.items()}
         name = data.get("name", os.path.splitext(os.path.basename(source))[0])
