@@ -1,0 +1,83 @@
+"""Benchmarks of the golden model; ``python -m models.bench --out build/bench.json``.
+
+``build/bench.json`` is shared by every benchmark of the project: each writes its own top-level
+key with :func:`update_bench` and leaves the others as they are. Timing lives here, never in a
+test.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+__all__ = ["update_bench", "median_time"]
+
+
+def update_bench(path, key, data):
+    """Merge ``{key: data}`` into the JSON file at ``path`` (atomically); returns the whole dict."""
+    path = os.fspath(path)
+    content = {}
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                content = json.load(f)
+        except (OSError, ValueError):
+            content = {}
+    content[key] = data
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".bench-", suffix=".json", dir=directory)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(content, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+    return content
+
+
+def median_time(fn, repeat=7, warmup=1):
+    """Median wall time of ``fn()`` over ``repeat`` runs, in seconds."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    from .generate import random_frame_pairs, random_weights
+    from .golden import FloatModel, QuantizedModel
+    from .network import load_network_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="build/bench.json")
+    parser.add_argument("--config", default=None, help="network configuration YAML (default: D=3, 96x128)")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args(argv)
+
+    cfg = load_network_config(args.config)
+    weights = random_weights(cfg, seed=0)
+    frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
+    t0 = time.perf_counter()
+    qmodel = QuantizedModel(cfg, weights)
+    plan_s = time.perf_counter() - t0
+    fmodel = FloatModel(cfg, weights)
+    q = median_time(lambda: qmodel.run(frames), args.repeat)
+    f = median_time(lambda: fmodel.run(frames), args.repeat)
+    data = {"network": cfg.name, "resolution": [cfg.height, cfg.width],
+            "quantized_forward_s": round(q, 6), "float_forward_s": round(f, 6),
+            "quantized_plan_s": round(plan_s, 6), "repeat": args.repeat}
+    update_bench(args.out, "golden", data)
+    print(f"golden model, {cfg.name} at {cfg.height}x{cfg.width}, median of {args.repeat}:")
+    print(f"  quantized forward pass  {q * 1e3:8.1f} ms")
+    print(f"  float forward pass      {f * 1e3:8.1f} ms")
+    print(f"  quantized model plan    {plan_s * 1e3:8.1f} ms (threshold folding, once per model)")
+    print(f"written to {args.out} under 'golden'")
+
+
+if __name__ == "__main__":
+    main()

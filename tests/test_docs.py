@@ -1,0 +1,15 @@
+import os
+import re
+
+from models.formats import threshold_record
+
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+
+
+def test_record_tables_in_formats_md_are_generated_from_the_code():
+    with open(os.path.join(DOCS, "formats.md"), encoding="utf-8") as f:
+        text = f.read()
+    blocks = re.findall(r"<!-- threshold-record:(\d+) -->\n(.*?)\n<!-- end -->", text, re.S)
+    assert blocks, "docs/formats.md has no threshold record table"
+    for bound, table in blocks:
+        assert table.strip() == threshold_record(int(bound)).doc_table()
