@@ -15,6 +15,7 @@ from .network import Layer, NetworkConfig, build_layers, default_config_path, lo
 from .weights import load_weights, save_weights, validate_weights
 from .golden import AccelJob, FloatModel, HostStep, QuantizedModel, QuantizedResult
 from .generate import random_frame_pairs, random_weights
+from .flow import endpoint_error, flow_to_color, read_flo, resize_flow, write_flo, write_flow_png
 
 __all__ = [
     "ConfigError", "FormatError", "LMFlowError", "WeightsError",
@@ -28,4 +29,5 @@ __all__ = [
     "load_weights", "save_weights", "validate_weights",
     "AccelJob", "FloatModel", "HostStep", "QuantizedModel", "QuantizedResult",
     "random_frame_pairs", "random_weights",
+    "endpoint_error", "flow_to_color", "read_flo", "resize_flow", "write_flo", "write_flow_png",
 ]

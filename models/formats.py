@@ -24,7 +24,13 @@ Threshold records (``THRESHOLD_RECORD``)
     32 that holds them).
 
 Accumulators (``pack_accumulators``)
-    Raw accumulators ``(H, W, C)`` as little-endian two's-complement int32, in H, W, C order.
+    Raw accumulators ``(H, W, C)`` as little-endian two's-complement int16 or int32 (the
+    design's ``accumulator_bits``), in H, W, C order, the channel axis padded with zeros to a
+    whole number of output tiles.
+
+Tiled weights and thresholds (``pack_weights_tiled``, ``pack_thresholds_tiled``)
+    The accelerator's order: one tile of ``P`` output channels contiguous, ``(T, G, k, k, P, S/8)``
+    for weights and ``(T*P, record_bytes)`` for threshold records.
 """
 
 from dataclasses import dataclass
@@ -40,6 +46,7 @@ __all__ = [
     "check_word_bits", "channel_groups", "pack_activations", "unpack_activations",
     "pack_weights", "unpack_weights", "Field", "RecordLayout", "threshold_record",
     "pack_thresholds", "unpack_thresholds", "pack_accumulators", "unpack_accumulators",
+    "accumulator_bits", "tiles", "pack_weights_tiled", "unpack_weights_tiled", "pack_thresholds_tiled",
     "words_to_ints", "ints_to_words",
 ]
 
@@ -311,17 +318,81 @@ def unpack_thresholds(packed, acc_bound, layout=None):
     return ThresholdTable(th, d, k, int(acc_bound))
 
 
-def pack_accumulators(acc):
-    """Raw accumulators ``(H, W, C)`` -> little-endian int32 bytes ``(H, W, C, 4)``."""
+def accumulator_bits(acc_bound):
+    """Width of a stored raw accumulator for a design whose largest ``|acc|`` is ``acc_bound``: 16 or 32."""
+    return 16 if acc_bound <= (1 << 15) - 1 else 32
+
+
+def pack_accumulators(acc, acc_bits=32, channels=None):
+    """Raw accumulators ``(H, W, C)`` -> little-endian two's-complement bytes ``(H, W, channels, acc_bits/8)``.
+
+    ``channels`` (default ``C``) pads the channel axis with zeros, as the accelerator writes whole
+    tiles of output channels.
+    """
+    if acc_bits not in (16, 32):
+        raise ValueError(f"accumulator width must be 16 or 32 bits, not {acc_bits!r}")
     acc = np.asarray(acc)
-    if acc.size and (acc.min() < -(1 << 31) or acc.max() >= (1 << 31)):
-        raise ValueError("accumulators do not fit int32")
-    return acc.astype("<i4").view(np.uint8).reshape(*acc.shape, 4)
+    lim = 1 << (acc_bits - 1)
+    if acc.size and (acc.min() < -lim or acc.max() >= lim):
+        raise ValueError(f"accumulators do not fit int{acc_bits}")
+    channels = acc.shape[-1] if channels is None else channels
+    if channels < acc.shape[-1]:
+        raise ValueError(f"cannot store {acc.shape[-1]} channels in {channels}")
+    out = np.zeros(acc.shape[:-1] + (channels,), dtype=f"<i{acc_bits // 8}")
+    out[..., :acc.shape[-1]] = acc
+    return out.view(np.uint8).reshape(*out.shape, acc_bits // 8)
 
 
-def unpack_accumulators(packed):
-    """Inverse of :func:`pack_accumulators`."""
+def unpack_accumulators(packed, channels=None):
+    """Inverse of :func:`pack_accumulators`: ``(..., C_stored, 2 or 4)`` bytes -> int32 ``(..., channels)``."""
     packed = np.ascontiguousarray(packed, dtype=np.uint8)
-    if packed.shape[-1] != 4:
-        raise FormatError(f"packed accumulators must end in 4 bytes, not {packed.shape!r}")
-    return packed.view("<i4")[..., 0].astype(np.int32)
+    if packed.shape[-1] not in (2, 4):
+        raise FormatError(f"packed accumulators must end in 2 or 4 bytes, not {packed.shape!r}")
+    acc = packed.view(f"<i{packed.shape[-1]}")[..., 0].astype(np.int32)
+    return acc if channels is None else acc[..., :channels]
+
+
+def tiles(channels, pe_count):
+    """Number of ``pe_count``-wide output-channel tiles for ``channels`` output channels."""
+    return -(-int(channels) // int(pe_count))
+
+
+def pack_weights_tiled(signs, pe_count, simd_lanes):
+    """Weights in the accelerator's tile order: ``(T, G, k, k, P, S/8)`` bytes.
+
+    For tile ``t``, input group ``g`` and tap ``(dy, dx)``, the ``P * S`` bits hold, PE ``p``
+    first-to-last, the :func:`pack_weights` word of output channel ``t*P + p`` (all zero for
+    output channels past ``O``). One tile is contiguous in memory, and one ``(g, dy, dx)`` entry
+    is the PE array's weight word: PE ``p`` takes bits ``p*S .. p*S + S - 1``.
+    """
+    signs = np.asarray(signs)
+    per_channel = pack_weights(signs, simd_lanes)           # O, G, k, k, S/8
+    o = per_channel.shape[0]
+    t = tiles(o, pe_count)
+    padded = np.zeros((t * pe_count,) + per_channel.shape[1:], dtype=np.uint8)
+    padded[:o] = per_channel
+    padded = padded.reshape((t, pe_count) + per_channel.shape[1:])
+    return np.ascontiguousarray(padded.transpose(0, 2, 3, 4, 1, 5))
+
+
+def unpack_weights_tiled(packed, c_in, c_out):
+    """Inverse of :func:`pack_weights_tiled`; returns int8 signs ``(k, k, c_in, c_out)``."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    if packed.ndim != 6:
+        raise FormatError(f"tiled weights must be (T, G, k, k, P, S/8), not {packed.shape!r}")
+    t, g, k1, k2, p, nbytes = packed.shape
+    if c_out > t * p:
+        raise FormatError(f"{c_out} output channels do not fit {t} tiles of {p}")
+    per_channel = packed.transpose(0, 4, 1, 2, 3, 5).reshape(t * p, g, k1, k2, nbytes)[:c_out]
+    return unpack_weights(per_channel, c_in)
+
+
+def pack_thresholds_tiled(table, pe_count, layout):
+    """Threshold records in tile order: ``(T * P, record_bytes)``; channels past ``C`` are
+    constant-0 records."""
+    t = tiles(table.channels, pe_count)
+    out = np.zeros((t * pe_count, layout.nbytes), dtype=np.uint8)
+    out[:table.channels] = pack_thresholds(table, layout)
+    pad = layout.to_bytes(layout.pack(t0=0, t1=0, t2=0, direction=DIR_CONSTANT, constant=0))
+    out[table.channels:] = np.frombuffer(pad, dtype=np.uint8)
+    return out

@@ -1,0 +1,304 @@
+"""The convolution engine's contract: parameters, layer descriptors, memory layouts, validation,
+and a functional model that executes descriptors on a memory image exactly as the hardware does.
+
+One layer descriptor tells the engine to run one convolution::
+
+    source tensor (codes, group-major layout, at src_addr)
+      -> input operation: identity | space_to_depth(2) | nearest x2 upsampling
+      -> k x k conv (k = 1 or 3, stride 1, SAME zero padding) with tiled binary weights
+      -> thresholds (2-bit codes) or raw accumulators
+      -> destination (at dst_addr)
+
+Concatenation is free: in the activation layout (``models.formats.pack_activations``) channel
+groups are outermost, so the channels ``[k*S, ...)`` of a tensor are a tensor of their own at
+``base + k*H*W*bus_bytes``. A layer writes "at a channel offset" by pointing ``dst_addr`` at the
+group it starts in; a consumer reads a channel range the same way.
+
+The bus word is one activation pixel-group: ``bus_bits = 2 * S`` (plane 0 in the low ``S`` bits,
+plane 1 in the high ``S`` bits), so the activation layout is a sequence of bus words.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .conv import acc_bound as conv_acc_bound, conv_w1a2_direct
+from .errors import FormatError
+from .formats import (Field, RecordLayout, accumulator_bits, channel_groups, pack_accumulators,
+                      pack_activations, threshold_record, tiles, unpack_activations,
+                      unpack_thresholds, unpack_weights_tiled)
+from .ops import space_to_depth, upsample_nearest
+from .thresholds import apply_thresholds
+
+__all__ = [
+    "EngineParams", "DESCRIPTOR", "OP_CODES", "OUTPUT_CODES", "OUTPUT_RAW",
+    "ERR_NONE", "ERR_KERNEL", "ERR_INPUT_OP", "ERR_SHAPE", "ERR_CAPACITY", "ERR_OVERFLOW",
+    "ERR_ALIGN", "ERR_ADDRESS", "ERROR_NAMES", "Descriptor", "validate_descriptor",
+    "execute_descriptor", "execute_program",
+]
+
+#: input_op field values.
+OP_CODES = {"identity": 0, "space_to_depth": 1, "upsample": 2}
+#: output_mode field values.
+OUTPUT_CODES = 0
+OUTPUT_RAW = 1
+
+ERR_NONE = 0
+ERR_KERNEL = 1      # kernel is not 1 or 3
+ERR_INPUT_OP = 2    # unknown input operation
+ERR_SHAPE = 3       # zero size, odd size for space_to_depth, channels not a multiple of S for it
+ERR_CAPACITY = 4    # source or weight tile larger than the on-chip buffers
+ERR_OVERFLOW = 5    # accumulator bound beyond the design's accumulator width
+ERR_ALIGN = 6       # an address not aligned to the bus word
+ERR_ADDRESS = 7     # a region outside the allowed memory window
+ERROR_NAMES = {ERR_NONE: "none", ERR_KERNEL: "kernel", ERR_INPUT_OP: "input_op", ERR_SHAPE: "shape",
+               ERR_CAPACITY: "capacity", ERR_OVERFLOW: "overflow", ERR_ALIGN: "align",
+               ERR_ADDRESS: "address"}
+
+#: The layer descriptor record (256 bits; documented in docs/formats.md).
+DESCRIPTOR = RecordLayout("descriptor", [
+    Field("kernel", 4, False, "kernel size k: 1 or 3"),
+    Field("input_op", 2, False, "0 identity, 1 space_to_depth(2), 2 nearest x2 upsampling"),
+    Field("output_mode", 1, False, "0 thresholded 2-bit codes, 1 raw accumulators"),
+    Field("reserved0", 1, False, "0"),
+    Field("layer_id", 8, False, "index reported in the error register and counters"),
+    Field("src_height", 12, False, "source tensor height (before the input operation)"),
+    Field("src_width", 12, False, "source tensor width"),
+    Field("src_channels", 12, False, "source tensor channels (before the input operation)"),
+    Field("out_channels", 12, False, "output channels O"),
+    Field("src_addr", 32, False, "source tensor (activation layout), byte address"),
+    Field("weights_addr", 32, False, "tiled weights, byte address"),
+    Field("thresholds_addr", 32, False, "tiled threshold records, byte address (codes mode)"),
+    Field("dst_addr", 32, False, "destination, byte address"),
+], bits=256)
+
+
+@dataclass(frozen=True)
+class EngineParams:
+    """What the engine's formats and limits depend on (a view of the hardware configuration).
+
+    Members
+    -------
+    pe_count : int
+        ``P``, output channels computed in parallel (one tile).
+    simd_lanes : int
+        ``S``, input channels per cycle (one group); the activation word width.
+    acc_bound : int
+        Largest ``|acc|`` the design supports (``3 * max_kernel**2 * max_in_channels``).
+    act_buffer_words : int
+        On-chip activation buffer, in bus words (pixel-groups).
+    weight_buffer_words : int
+        On-chip weight buffer (one bank), in PE-array weight words (``G * k * k`` per tile).
+    """
+
+    pe_count: int
+    simd_lanes: int
+    acc_bound: int
+    act_buffer_words: int
+    weight_buffer_words: int
+
+    def __post_init__(self):
+        for name in ("pe_count", "simd_lanes", "acc_bound", "act_buffer_words", "weight_buffer_words"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, not {v!r}")
+        if self.simd_lanes % 8:
+            raise ValueError(f"simd_lanes must be a multiple of 8, not {self.simd_lanes!r}")
+        if self.pe_count % 8 or (self.pe_count % self.simd_lanes and self.simd_lanes % self.pe_count):
+            raise ValueError(f"pe_count must be a multiple of 8 that divides or is divided by simd_lanes "
+                             f"({self.simd_lanes}), not {self.pe_count!r}")
+
+    @property
+    def bus_bits(self):
+        return 2 * self.simd_lanes
+
+    @property
+    def bus_bytes(self):
+        return self.bus_bits // 8
+
+    @property
+    def acc_bits(self):
+        """Width of a raw accumulator in memory (16 or 32)."""
+        return accumulator_bits(self.acc_bound)
+
+    @property
+    def threshold_layout(self):
+        return threshold_record(self.acc_bound)
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A decoded layer descriptor with its derived shapes and memory regions."""
+
+    fields: dict
+    params: EngineParams
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["fields"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_bytes(cls, data, params):
+        return cls(DESCRIPTOR.unpack(DESCRIPTOR.from_bytes(data)), params)
+
+    def to_bytes(self):
+        return DESCRIPTOR.to_bytes(DESCRIPTOR.pack(**self.fields))
+
+    @property
+    def op(self):
+        return {v: k for k, v in OP_CODES.items()}.get(self.input_op)
+
+    @property
+    def out_height(self):
+        return {0: self.src_height, 1: self.src_height // 2, 2: self.src_height * 2}.get(self.input_op, 0)
+
+    @property
+    def out_width(self):
+        return {0: self.src_width, 1: self.src_width // 2, 2: self.src_width * 2}.get(self.input_op, 0)
+
+    @property
+    def in_channels(self):
+        """Channels of the conv input (after the input operation)."""
+        return self.src_channels * 4 if self.input_op == OP_CODES["space_to_depth"] else self.src_channels
+
+    @property
+    def src_groups(self):
+        return channel_groups(self.src_channels, self.params.simd_lanes)
+
+    @property
+    def in_groups(self):
+        return channel_groups(self.in_channels, self.params.simd_lanes)
+
+    @property
+    def tiles(self):
+        return tiles(self.out_channels, self.params.pe_count)
+
+    def regions(self):
+        """``{name: (address, bytes)}`` of the memory this descriptor reads and writes."""
+        p = self.params
+        k = self.kernel
+        out = {
+            "src": (self.src_addr, self.src_groups * self.src_height * self.src_width * p.bus_bytes),
+            "weights": (self.weights_addr, self.tiles * self.in_groups * k * k * p.pe_count * p.simd_lanes // 8),
+        }
+        if self.output_mode == OUTPUT_CODES:
+            out["thresholds"] = (self.thresholds_addr, self.tiles * p.pe_count * p.threshold_layout.nbytes)
+            out["dst"] = (self.dst_addr, channel_groups(self.out_channels, p.simd_lanes)
+                          * self.out_height * self.out_width * p.bus_bytes)
+        else:
+            out["dst"] = (self.dst_addr, self.out_height * self.out_width * self.tiles * p.pe_count
+                          * p.acc_bits // 8)
+        return out
+
+
+def validate_descriptor(desc, window=None):
+    """The error code the engine reports for a descriptor (``ERR_NONE`` when it can run).
+
+    Parameters
+    ----------
+    desc : Descriptor
+    window : tuple of int, optional
+        ``(base, size)`` of the memory the engine may touch; ``None`` allows everything.
+    """
+    p = desc.params
+    if desc.kernel not in (1, 3):
+        return ERR_KERNEL
+    if desc.input_op not in OP_CODES.values():
+        return ERR_INPUT_OP
+    if min(desc.src_height, desc.src_width, desc.src_channels, desc.out_channels) == 0:
+        return ERR_SHAPE
+    if desc.input_op == OP_CODES["space_to_depth"] and (
+            desc.src_height % 2 or desc.src_width % 2 or desc.src_channels % p.simd_lanes):
+        return ERR_SHAPE
+    if desc.output_mode not in (OUTPUT_CODES, OUTPUT_RAW):
+        return ERR_SHAPE
+    if (desc.src_groups * desc.src_height * desc.src_width > p.act_buffer_words
+            or desc.in_groups * desc.kernel * desc.kernel > p.weight_buffer_words):
+        return ERR_CAPACITY
+    if conv_acc_bound(desc.kernel, desc.in_channels) > p.acc_bound:
+        return ERR_OVERFLOW
+    regions = desc.regions()
+    if any(addr % p.bus_bytes for addr, _ in regions.values()):
+        return ERR_ALIGN
+    if window is not None:
+        base, size = window
+        for addr, nbytes in regions.values():
+            if addr < base or addr + nbytes > base + size:
+                return ERR_ADDRESS
+    return ERR_NONE
+
+
+def _read(memory, addr, nbytes):
+    return np.asarray(memory[addr:addr + nbytes], dtype=np.uint8)
+
+
+def execute_descriptor(memory, desc):
+    """Run one (valid) descriptor on a memory image (a writable uint8 array), as the engine does.
+
+    Codes outputs touch only the lanes of channels ``0 .. O-1`` of the destination groups (the
+    other lanes of a shared group keep their content: concat); raw outputs write whole tiles, with
+    zeros for the channels past ``O``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The layer's integer output: codes ``(H, W, O)`` or accumulators ``(H, W, O)``.
+    """
+    p = desc.params
+    h, w = desc.src_height, desc.src_width
+    src_addr, src_bytes = desc.regions()["src"]
+    packed = _read(memory, src_addr, src_bytes).reshape(desc.src_groups, h, w, 2, p.simd_lanes // 8)
+    codes = unpack_activations(packed, desc.src_channels)
+    if desc.input_op == OP_CODES["space_to_depth"]:
+        codes = space_to_depth(codes, 2)
+    elif desc.input_op == OP_CODES["upsample"]:
+        codes = upsample_nearest(codes, 2)
+    k = desc.kernel
+    w_addr, w_bytes = desc.regions()["weights"]
+    wpacked = _read(memory, w_addr, w_bytes).reshape(desc.tiles, desc.in_groups, k, k, p.pe_count,
+                                                     p.simd_lanes // 8)
+    signs = unpack_weights_tiled(wpacked, desc.in_channels, desc.out_channels)
+    acc = conv_w1a2_direct(codes, signs)
+    ho, wo, o = acc.shape
+    dst_addr, dst_bytes = desc.regions()["dst"]
+    if desc.output_mode == OUTPUT_RAW:
+        raw = pack_accumulators(acc, p.acc_bits, desc.tiles * p.pe_count)
+        memory[dst_addr:dst_addr + dst_bytes] = raw.reshape(-1)
+        return acc
+    t_addr, t_bytes = desc.regions()["thresholds"]
+    layout = p.threshold_layout
+    table = unpack_thresholds(_read(memory, t_addr, t_bytes).reshape(-1, layout.nbytes), p.acc_bound, layout)
+    out = apply_thresholds(acc, table.select(slice(0, o)))
+    groups = channel_groups(o, p.simd_lanes)
+    old = _read(memory, dst_addr, dst_bytes).reshape(groups, ho, wo, 2, p.simd_lanes // 8)
+    merged = unpack_activations(old, groups * p.simd_lanes)
+    merged[..., :o] = out
+    memory[dst_addr:dst_addr + dst_bytes] = pack_activations(merged, p.simd_lanes).reshape(-1)
+    return out
+
+
+def execute_program(memory, desc_addr, count, params, window=None):
+    """Run ``count`` descriptors from ``desc_addr``; stop at the first invalid one.
+
+    Returns
+    -------
+    error : int
+        ``ERR_NONE`` or the error code of the descriptor that stopped the program.
+    layer : int
+        Index (in the list) of that descriptor, or ``count`` when all ran.
+    """
+    for i in range(count):
+        a = desc_addr + i * DESCRIPTOR.nbytes
+        if a + DESCRIPTOR.nbytes > len(memory):
+            return ERR_ADDRESS, i
+        try:
+            desc = Descriptor.from_bytes(_read(memory, a, DESCRIPTOR.nbytes).tobytes(), params)
+        except FormatError:
+            return ERR_SHAPE, i
+        err = validate_descriptor(desc, window)
+        if err:
+            return err, i
+        execute_descriptor(memory, desc)
+    return ERR_NONE, count
