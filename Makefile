@@ -36,6 +36,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
+	$(BIN)/python -m sw.bench --out build/bench.json
 
 clean:
 	rm -rf build sim_build
