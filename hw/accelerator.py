@@ -24,7 +24,7 @@ class Accelerator(wiring.Component):
     wr : ``Out(WriteMasterSignature)``
         Memory masters, for the FPGA-to-SDRAM ports.
     busy : ``Out(1)``
-        The engine is running (for a LED).
+        The engine is running or about to start (for a LED, and for testbenches to wait on).
     """
 
     def __init__(self, **engine_params):
@@ -67,6 +67,6 @@ class Accelerator(wiring.Component):
             regs.error_layer.eq(engine.error_layer),
             regs.layer_index.eq(engine.layer_index),
             regs.layer_cycles.eq(engine.layer_cycles),
-            self.busy.eq(engine.busy),
+            self.busy.eq(engine.busy | regs.start),
         ]
         return m

@@ -428,10 +428,10 @@ class ConvEngine(wiring.Component):
             for j in range(TILES_PER_GROUP):
                 with m.Case(j):
                     lo = j * P
-                    m.d.comb += [
-                        code_data.eq((plane0 << lo) | (plane1 << (S + lo))),
-                        code_be.eq((((1 << (P // 8)) - 1) << (lo // 8)) | (((1 << (P // 8)) - 1) << ((S + lo) // 8))),
-                    ]
+                    m.d.comb += code_data.eq((plane0 << lo) | (plane1 << (S + lo)))
+        # An expression, not a case of constants: a block that reads nothing but lane_sel is never
+        # evaluated by some simulators (Icarus) while lane_sel keeps its initial value.
+        m.d.comb += code_be.eq(Cat(lane_sel == (b % (S // 8)) // (P // 8) for b in range(BUS // 8)))
         lanes = []
         for p in range(P):
             lane = Signal(signed(ACC_BITS), name=f"raw_lane{p}")
@@ -484,8 +484,9 @@ class ConvEngine(wiring.Component):
 
         # ------------------------------------------------------------------ control FSM
         hwo = prod[2]
+        done_index = Signal(8)
         m.d.comb += [
-            self.layer_index.eq(index),
+            self.layer_index.eq(done_index),
             self.layer_cycles.eq(layer_cyc),
         ]
         m.d.sync += [self.finished.eq(0), self.layer_done.eq(0)]
@@ -668,7 +669,7 @@ class ConvEngine(wiring.Component):
                     with m.Else():
                         m.next = "TILE"
             with m.State("LAYER_END"):
-                m.d.sync += [self.layer_done.eq(1), index.eq(index + 1),
+                m.d.sync += [self.layer_done.eq(1), index.eq(index + 1), done_index.eq(index),
                              list_base.eq(list_base + DESCRIPTOR.nbytes)]
                 m.next = "LAYER_GAP"
             with m.State("LAYER_GAP"):

@@ -156,7 +156,7 @@ class AcceleratorTB:
     async def wait_idle(self, timeout_cycles=5_000_000):
         d = self.dut
         await RisingEdge(d.clk)
-        if d.busy.value.to_unsigned():
+        if int(d.busy.value):
             await with_timeout(FallingEdge(d.busy), timeout_cycles * CLOCK_NS, "ns")
         await ClockCycles(d.clk, 2)
 
@@ -174,7 +174,7 @@ class AcceleratorTB:
         }
         out["layer_cycles"] = [await self.read_reg(f"LAYER_CYCLES{i}")
                                for i in range(min(out["layers_done"], 16))]
-        out["fault"] = self.dut.mem_fault.value.to_unsigned()
+        out["fault"] = int(self.dut.mem_fault.value)
         return out
 
     async def clear(self):

@@ -225,7 +225,7 @@ def popcount_transactions(rng, *, width, count, user_width=0):
     while len(words) < count:
         density = rng.choice([0.05, 0.5, 0.95])
         bits = rng.random(width) < density
-        words.append(int(sum(1 << i for i in np.flatnonzero(bits))))
+        words.append(sum(1 << int(i) for i in np.flatnonzero(bits)))
     out = []
     for i, w in enumerate(words[:count]):
         user = int(rng.integers(0, 1 << user_width)) if user_width else 0

@@ -1,0 +1,57 @@
+# amaranth: UnusedElaboratable=no
+"""Verilog export (hw/export.py, ``make verilog``)."""
+
+import os
+
+import pytest
+from amaranth.hdl import Fragment
+
+from hw.config import load_hw_config
+from hw.export import COMPONENTS, build_component, export, main, write_if_changed
+
+
+def _elaborated(component):
+    Fragment.get(component, None)
+    return component
+
+
+def test_build_component_follows_config():
+    cfg = load_hw_config("test_p3_s16")
+    arr = _elaborated(build_component("pe_array", cfg))
+    assert (arr.pe_count, arr.simd_lanes, arr.acc_bound, arr.popcount_stages) == (3, 16, 1296, 1)
+    assert _elaborated(build_component("threshold", cfg)).channels == 3
+    assert _elaborated(build_component("popcount", cfg)).width == 16
+    assert _elaborated(build_component("pe", cfg)).acc_bound == 1296
+    with pytest.raises(ValueError, match=r"^component must be one of popcount, pe, pe_array, threshold, not 'x'$"):
+        build_component("x", cfg)
+
+
+def test_export(tmp_path):
+    paths = export(load_hw_config("test_p4_s8"), str(tmp_path))
+    assert list(paths) == list(COMPONENTS)
+    for name, path in paths.items():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        assert f"module {name}(" in text
+        assert "i_stream__payload" in text and "o_stream__ready" in text
+    # Unchanged text is not rewritten, so builds that depend on the file are not redone.
+    before = os.stat(paths["pe"]).st_mtime_ns
+    export(load_hw_config("test_p4_s8"), str(tmp_path), ["pe"])
+    assert os.stat(paths["pe"]).st_mtime_ns == before
+
+
+def test_write_if_changed(tmp_path):
+    path = tmp_path / "a" / "x.v"
+    assert write_if_changed(str(path), "one")
+    assert not write_if_changed(str(path), "one")
+    assert write_if_changed(str(path), "two") and path.read_text() == "two"
+
+
+def test_main(tmp_path, capsys):
+    assert main(["--config", "test_p4_s8", "--out", str(tmp_path), "threshold"]) == 0
+    assert (tmp_path / "threshold.v").exists() and not (tmp_path / "pe.v").exists()
+    assert "test_p4_s8" in capsys.readouterr().out
+    assert main(["--config", str(tmp_path / "none.yaml")]) == 2
+    assert "cannot read hardware configuration" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "bogus"])
