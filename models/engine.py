@@ -34,7 +34,7 @@ __all__ = [
     "EngineParams", "DESCRIPTOR", "OP_CODES", "OUTPUT_CODES", "OUTPUT_RAW",
     "ERR_NONE", "ERR_KERNEL", "ERR_INPUT_OP", "ERR_SHAPE", "ERR_CAPACITY", "ERR_OVERFLOW",
     "ERR_ALIGN", "ERR_ADDRESS", "ERROR_NAMES", "Descriptor", "validate_descriptor",
-    "execute_descriptor", "execute_program",
+    "execute_descriptor", "execute_program", "row_stride", "act_buffer_words_needed",
 ]
 
 #: input_op field values.
@@ -104,8 +104,8 @@ class EngineParams:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
         if self.simd_lanes % 8:
             raise ValueError(f"simd_lanes must be a multiple of 8, not {self.simd_lanes!r}")
-        if self.pe_count % 8 or (self.pe_count % self.simd_lanes and self.simd_lanes % self.pe_count):
-            raise ValueError(f"pe_count must be a multiple of 8 that divides or is divided by simd_lanes "
+        if self.pe_count % 8 or self.simd_lanes % self.pe_count:
+            raise ValueError(f"pe_count must be a multiple of 8 that divides simd_lanes "
                              f"({self.simd_lanes}), not {self.pe_count!r}")
 
     @property
@@ -193,8 +193,25 @@ class Descriptor:
         return out
 
 
+def row_stride(width):
+    """Words between two rows of a source tensor in the activation buffer: ``width`` rounded up
+    to a power of two (rows are addressed by shifting, not multiplying)."""
+    return 1 << max(int(width) - 1, 0).bit_length()
+
+
+def act_buffer_words_needed(desc):
+    """Activation-buffer words a descriptor's source occupies: ``groups * height * row_stride``."""
+    return desc.src_groups * desc.src_height * row_stride(desc.src_width)
+
+
 def validate_descriptor(desc, window=None):
     """The error code the engine reports for a descriptor (``ERR_NONE`` when it can run).
+
+    The checks run in this order and the first that fails gives the code: kernel, input_op,
+    shape (a zero size; space_to_depth with an odd size or channels not a multiple of ``S``),
+    capacity (source words with rows padded to a power of two; weight words of one tile),
+    overflow (``3*k*k*c_in`` beyond the design's bound), alignment of every region to the bus
+    word, and the window (every region inside ``[base, base + size)``).
 
     Parameters
     ----------
@@ -214,7 +231,7 @@ def validate_descriptor(desc, window=None):
         return ERR_SHAPE
     if desc.output_mode not in (OUTPUT_CODES, OUTPUT_RAW):
         return ERR_SHAPE
-    if (desc.src_groups * desc.src_height * desc.src_width > p.act_buffer_words
+    if (act_buffer_words_needed(desc) > p.act_buffer_words
             or desc.in_groups * desc.kernel * desc.kernel > p.weight_buffer_words):
         return ERR_CAPACITY
     if conv_acc_bound(desc.kernel, desc.in_channels) > p.acc_bound:
@@ -237,9 +254,9 @@ def _read(memory, addr, nbytes):
 def execute_descriptor(memory, desc):
     """Run one (valid) descriptor on a memory image (a writable uint8 array), as the engine does.
 
-    Codes outputs touch only the lanes of channels ``0 .. O-1`` of the destination groups (the
-    other lanes of a shared group keep their content: concat); raw outputs write whole tiles, with
-    zeros for the channels past ``O``.
+    Both output modes write whole tiles of ``P`` channels, the channels past ``O`` as 0 (codes:
+    the padding threshold records are constant 0; raw: masked). Codes outputs touch only the
+    lanes of those tiles in the destination groups (the other lanes keep their content).
 
     Returns
     -------
@@ -274,6 +291,7 @@ def execute_descriptor(memory, desc):
     groups = channel_groups(o, p.simd_lanes)
     old = _read(memory, dst_addr, dst_bytes).reshape(groups, ho, wo, 2, p.simd_lanes // 8)
     merged = unpack_activations(old, groups * p.simd_lanes)
+    merged[..., :desc.tiles * p.pe_count] = 0
     merged[..., :o] = out
     memory[dst_addr:dst_addr + dst_bytes] = pack_activations(merged, p.simd_lanes).reshape(-1)
     return out

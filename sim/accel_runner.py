@@ -26,9 +26,9 @@ ENGINE_TEST_CONFIGS = {
     "eng_p8_s16": dict(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 128, act_buffer_words=1024,
                        weight_buffer_words=128, popcount_stages=1, max_burst=8),
     "eng_p8_s32": dict(pe_count=8, simd_lanes=32, acc_bound=3 * 9 * 256, act_buffer_words=1024,
-                       weight_buffer_words=64, popcount_stages=2, max_burst=16),
+                       weight_buffer_words=128, popcount_stages=2, max_burst=16),
     "eng_p16_s32": dict(pe_count=16, simd_lanes=32, acc_bound=3 * 9 * 256, act_buffer_words=512,
-                        weight_buffer_words=64, popcount_stages=2, max_burst=32),
+                        weight_buffer_words=128, popcount_stages=2, max_burst=32),
 }
 
 
