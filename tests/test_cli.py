@@ -212,6 +212,14 @@ def test_backend_missing_from_the_build(capsys, tmp_path, files, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.skipif(os.path.exists("/proc/device-tree/model")
+                    and b"DE10" in open("/proc/device-tree/model", "rb").read(), reason="on the board")
+def test_de10nano_off_the_board(capsys, tmp_path, files):
+    assert_error(run(capsys, "flow", files.img1, files.img2, "-o", tmp_path / "out.flo", "--weights",
+                     files.weights, "--backend", "de10nano"), 1, r"de10nano backend: ")
+    assert os.listdir(tmp_path) == []
+
+
 def test_a_device_failure_leaves_no_output(capsys, tmp_path, files, monkeypatch):
     def fail(self, frames, **kw):
         raise AcceleratorError("golden backend: accelerator error 'kernel' (code 1) at descriptor 0 of 5")

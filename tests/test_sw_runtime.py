@@ -279,6 +279,15 @@ def test_rtl_backend_missing_from_the_build(monkeypatch):
         get_transport("rtl", PARAMS)
 
 
+def test_a_backend_with_a_missing_dependency(monkeypatch):
+    def fail(name, *a, **kw):
+        raise ModuleNotFoundError("No module named 'some_simulator'", name="some_simulator")
+
+    monkeypatch.setattr("importlib.import_module", fail)
+    with pytest.raises(BackendError, match="the rtl backend cannot be loaded: No module named 'some_simulator'"):
+        get_transport("rtl", PARAMS)
+
+
 def test_golden_backend_by_name():
     t = get_transport("golden", PARAMS, arena_size=1 << 20)
     assert isinstance(t, GoldenTransport) and t.arena == (0x2000_0000, 1 << 20)

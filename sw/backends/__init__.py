@@ -57,7 +57,8 @@ def get_transport(name, params, **kw):
     UnknownBackendError
         If ``name`` is not a backend (the message lists the known ones).
     BackendError
-        If the backend's module is not part of this build.
+        If the backend's module is not part of this build or cannot be imported (a missing
+        dependency, named in the message).
     DeviceUnavailableError
         If the backend's device cannot be opened (e.g. de10nano off the board).
     """
@@ -66,6 +67,8 @@ def get_transport(name, params, **kw):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as e:
         if e.name != module_name:
-            raise
+            raise BackendError(f"the {name} backend cannot be loaded: {e}") from None
         raise BackendError(f"the {name} backend is not available in this build ({module_name} is missing)") from None
+    except ImportError as e:
+        raise BackendError(f"the {name} backend cannot be loaded: {e}") from None
     return module.create_transport(params, **kw)
