@@ -1,5 +1,6 @@
 """The ``lmflow`` command line: outputs, every bad input (one line, non-zero exit, no output left)."""
 
+import io
 import os
 import re
 import subprocess
@@ -107,6 +108,25 @@ def test_video_from_a_directory_of_images(capsys, tmp_path, files):
                                                     "flow_00001.png"]
     assert read_flo(tmp_path / "out" / "flow_00001.flo").shape == (H, W, 2)
     assert "2 flow fields" in stdout
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_video_progress_bar_on_a_terminal(capsys, tmp_path, files, monkeypatch, quiet):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        save(frames / f"{i}.png", smooth_image(5, shift=i))
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(["video", str(frames), "-o", str(tmp_path / "out"), "--weights", files.weights]
+                    + (["-q"] if quiet else [])) == 0
+    bar = terminal.getvalue()
+    assert ("2/2 [" in bar and "pair/s" in bar) != quiet
 
 
 def test_video_from_a_video_file(capsys, tmp_path, files):
