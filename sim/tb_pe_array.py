@@ -20,7 +20,7 @@ async def random_groups(dut, traffic):
     """Random kernels, channel counts, codes and weights, back to back."""
     tb = ComponentTB(dut, traffic, "random")
     await tb.reset()
-    groups = conv_groups(tb.rng, count=24, max_beats=12, **_array(tb))
+    groups = conv_groups(tb.rng, count=40, max_beats=12, **_array(tb))
     await tb.run([pe_array_transaction(g) for g in groups])
 
 

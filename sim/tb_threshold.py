@@ -14,7 +14,7 @@ async def random_tables(dut, traffic):
     tb = ComponentTB(dut, traffic, "random")
     await tb.reset()
     c = tb.component
-    await tb.run(threshold_transactions(tb.rng, channels=c.channels, acc_bound=c.acc_bound, count=120))
+    await tb.run(threshold_transactions(tb.rng, channels=c.channels, acc_bound=c.acc_bound, count=200))
 
 
 @cocotb.test()

