@@ -8,8 +8,9 @@ Per descriptor (see :mod:`models.engine` for the format and the functional model
    memory window; an invalid descriptor stops the list with an error code;
 3. load the whole source tensor into the activation buffer, rows at a power-of-two stride so
    that space_to_depth, upsampling and padding are pure address arithmetic;
-4. for every tile of ``P`` output channels: load the tile's weights into the weight buffer and
-   its threshold records into a register bank, then stream every output pixel through the PE
+4. for every tile of ``P`` output channels: load its threshold records into a register bank
+   (its weights are already in one bank of the double-buffered weight buffer: the first tile's
+   are loaded before it, every next tile's while the previous one runs), then stream every output pixel through the PE
    array (``k*k*G`` beats: groups outer, taps inner) and the threshold unit, and write codes
    (one bus word per pixel, byte enables on the tile's lanes, so concat members share words) or
    raw accumulators (a burst per pixel, channels past ``O`` zero);
@@ -631,11 +632,18 @@ class ConvEngine(wiring.Component):
                 with m.If(rx_done & (rq_left == 0)):
                     m.next = "TILE"
             with m.State("TILE"):
-                m.d.sync += [ld_waddr.eq(Cat(Const(0, len(ld_waddr) - 1), tile[0])), ld_chunk.eq(0),
-                             lane_mask.eq(Cat((oc > (tile << LOG_P) + p) for p in range(P))),
+                m.d.sync += [lane_mask.eq(Cat((oc > (tile << LOG_P) + p) for p in range(P))),
                              pix_addr.eq(tile_dst), out_count.eq(0)]
-                start_read(w_addr, wwt << LOG_WW_BEATS, LD_WGT)
-                m.next = "WGT"
+                with m.If(tile == 0):
+                    # the first tile's weights; the others are prefetched while the previous tile runs
+                    m.d.sync += [ld_waddr.eq(0), ld_chunk.eq(0)]
+                    start_read(w_addr, wwt << LOG_WW_BEATS, LD_WGT)
+                    m.next = "WGT"
+                with m.Elif(raw_mode):
+                    m.next = "RUN"
+                with m.Else():
+                    start_read(t_addr, THR_BEATS, LD_THR)
+                    m.next = "THR"
             with m.State("WGT"):
                 with m.If(rx_done & (rq_left == 0)):
                     with m.If(raw_mode):
@@ -649,9 +657,13 @@ class ConvEngine(wiring.Component):
             with m.State("RUN"):
                 m.d.sync += [seq_run.eq(1), ox.eq(0), oy.eq(0), dx.eq(0), dy.eq(0), sg.eq(0), sb.eq(0),
                              gbase.eq(0), widx.eq(0)]
+                with m.If(tile != n_tiles - 1):
+                    # prefetch the next tile's weights into the other bank (double buffering)
+                    m.d.sync += [ld_waddr.eq(Cat(Const(0, len(ld_waddr) - 1), ~tile[0])), ld_chunk.eq(0)]
+                    start_read(w_addr + (wwt << LOG_WORD_BYTES), wwt << LOG_WW_BEATS, LD_WGT)
                 m.next = "COMPUTE"
             with m.State("COMPUTE"):
-                with m.If(~seq_run & (out_count == hwo) & ~wfifo.r_rdy):
+                with m.If(~seq_run & (out_count == hwo) & ~wfifo.r_rdy & rx_done & (rq_left == 0)):
                     m.d.sync += [
                         tile.eq(tile + 1),
                         w_addr.eq(w_addr + (wwt << LOG_WORD_BYTES)),

@@ -83,6 +83,7 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
     params = dict(engine, mem_base=mem_base, mem_depth=mem_depth, memfile=str(build_dir / "memory.hex"),
                   dumpfile=str(build_dir / "memory_out.hex"))
     env = {"LMF_ACC_PARAMS": json.dumps(params), "LMF_SIM_REPORT": str(report_file),
+           "LMF_POPCOUNT_STAGES": str(engine.get("popcount_stages", 2)),
            "PYTHONWARNINGS": "error::DeprecationWarning", **(extra_env or {})}
     log_file = build_dir / f"{module.rsplit('.', 1)[-1]}.log"
     seed = int(os.environ.get("SEED", DEFAULT_SEED)) if seed is None else seed
