@@ -46,7 +46,7 @@ bench: $(STAMP)
 HW_CONFIG ?=
 SIM ?=
 WAVES ?=
-ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install -y iverilog' (running Verilator only)
+ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install -y iverilog'
 
 verilog: $(STAMP)
 	$(BIN)/python -m hw.export --out build/verilog $(if $(HW_CONFIG),--config $(HW_CONFIG))
@@ -55,8 +55,8 @@ verilog: $(STAMP)
 sim: $(STAMP)
 	@sim="$(SIM)"; \
 	if [ "$$sim" != verilator ] && ! command -v iverilog >/dev/null 2>&1; then \
-		echo "$(ICARUS_HINT)"; \
-		if [ "$$sim" = icarus ]; then exit 1; fi; \
+		if [ "$$sim" = icarus ]; then echo "$(ICARUS_HINT)"; exit 1; fi; \
+		echo "$(ICARUS_HINT) (running Verilator only)"; \
 		sim=verilator; \
 	fi; \
 	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
