@@ -33,7 +33,7 @@ ENGINE_TEST_CONFIGS = {
 
 
 def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=0x1000, mem_depth=8192,
-                    extra_env=None, tests=None, seed=None, waves=False):
+                    extra_env=None, tests=None, seed=None, waves=False, design=None):
     """Build (if needed) and run a cocotb module on ``tb_accelerator`` for one engine configuration.
 
     Parameters
@@ -44,6 +44,9 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
         :class:`~hw.engine.ConvEngine` parameters.
     sim : str
         ``icarus`` or ``verilator``.
+    design : amaranth.lib.wiring.Component, optional
+        A design with the accelerator's ports to simulate instead (a test's deliberately broken
+        variant); it gets its own build directory.
 
     Returns
     -------
@@ -56,15 +59,20 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
         With the first mismatch report of each failing test.
     """
     waves = waves or os.environ.get("WAVES", "0") not in ("", "0")
-    acc = Accelerator(**engine)
-    e = acc.engine
+    if design is None:
+        acc = Accelerator(**engine)
+    else:
+        acc = design
+        name = f"{name}-variant"
+    bus_bits = 2 * engine["simd_lanes"]
+    burst_w = engine.get("max_burst", 64).bit_length()
     build_dir = SIM_BUILD / f"accelerator-{name}-{sim}{'-waves' if waves else ''}"
     build_dir.mkdir(parents=True, exist_ok=True)
     source = build_dir / "accelerator.v"
     verilog = to_verilog(acc, "accelerator")
     write_if_changed(source, verilog)
     hdl = [HDL / "avalon_memory.v", HDL / "tb_accelerator.v"]
-    parameters = {"DATA_W": e.bus_bits, "BURST_W": e.max_burst.bit_length(), "DEPTH": mem_depth}
+    parameters = {"DATA_W": bus_bits, "BURST_W": burst_w, "DEPTH": mem_depth}
     build_args = VERILATOR_ARGS if sim == "verilator" else []
     recipe = "\n".join([verilog] + [p.read_text() for p in hdl] + [sim, repr(build_args), repr(parameters),
                                                                    repr(waves)])
