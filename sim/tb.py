@@ -40,7 +40,7 @@ __all__ = ["TRAFFIC", "ComponentTB", "Scoreboard", "StreamSource", "StreamSink"]
 TRAFFIC = {
     "free": (0.0, 0.0),
     "idle": (0.4, 0.0),
-    "backpressure": (0.0, 0.5),
+    "stall": (0.0, 0.5),
     "both": (0.3, 0.4),
 }
 
