@@ -17,7 +17,7 @@ from hw.export import to_verilog, write_if_changed
 
 from .runner import DEFAULT_SEED, ROOT, SIM_BUILD, VERILATOR_ARGS, SimulationFailed
 
-__all__ = ["ENGINE_TEST_CONFIGS", "run_accelerator"]
+__all__ = ["ENGINE_TEST_CONFIGS", "NETWORK_RESULTS", "run_accelerator", "run_network"]
 
 HDL = ROOT / "sim" / "hdl"
 
@@ -122,3 +122,21 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
         raise SimulationFailed(f"cocotb run of {module} on {name} with {sim} failed (seed {seed}; log {log_file}):\n"
                                f"{text}") from None
     return log_file
+
+
+#: Where the full-network run leaves its per-layer cycle counts.
+NETWORK_RESULTS = SIM_BUILD / "network.json"
+
+
+def run_network(hw_config=None, *, results=NETWORK_RESULTS, stall_pct=0, latency=8, sim="verilator"):
+    """Run the default network's accelerator segment (``sim/tb_network.py``) on the accelerator of a
+    hardware configuration; returns the results (cycles per layer and segment, wall time)."""
+    from hw.build import accelerator_kwargs
+    results = Path(results)
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.unlink(missing_ok=True)
+    run_accelerator("network" if hw_config is None else f"network-{Path(str(hw_config)).stem}",
+                    accelerator_kwargs(hw_config), sim, module="sim.tb_network", mem_base=0x20000000,
+                    mem_depth=65536, extra_env={"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct),
+                                                "LMF_NET_LATENCY": str(latency)})
+    return json.loads(results.read_text())
