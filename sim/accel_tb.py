@@ -88,18 +88,26 @@ class AcceleratorTB:
         d.mem_latency_max.value = settings.latency_max
 
     async def write_reg(self, name, value):
+        await self.write_offset(REG[name].offset, value)
+
+    async def read_reg(self, name):
+        return await self.read_offset(REG[name].offset)
+
+    async def write_offset(self, offset, value):
+        """Write a register by byte offset."""
         d = self.dut
         await RisingEdge(d.clk)
-        d.csr_address.value = REG[name].offset // 4
+        d.csr_address.value = offset // 4
         d.csr_writedata.value = value & 0xFFFFFFFF
         d.csr_write.value = 1
         await RisingEdge(d.clk)
         d.csr_write.value = 0
 
-    async def read_reg(self, name):
+    async def read_offset(self, offset):
+        """Read a register by byte offset."""
         d = self.dut
         await RisingEdge(d.clk)
-        d.csr_address.value = REG[name].offset // 4
+        d.csr_address.value = offset // 4
         d.csr_read.value = 1
         await RisingEdge(d.clk)
         d.csr_read.value = 0
