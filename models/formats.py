@@ -261,6 +261,45 @@ class RecordLayout:
             raise FormatError(f"record {self.name}: needs {self.nbytes} bytes, not {len(data)}")
         return int.from_bytes(bytes(data), "little")
 
+    def unpack_array(self, packed):
+        """Many records at once: ``(N, nbytes)`` uint8 -> dict of int64 arrays (vectorized
+        :meth:`unpack`)."""
+        packed = np.asarray(packed, dtype=np.uint8)
+        if packed.ndim != 2 or packed.shape[1] != self.nbytes:
+            raise FormatError(f"record {self.name}: records must be (N, {self.nbytes}) bytes, not {packed.shape!r}")
+        bits = np.unpackbits(packed, axis=1, bitorder="little").astype(np.int64)
+        out = {}
+        for f in self.fields:
+            lo = self.offsets[f.name]
+            v = bits[:, lo:lo + f.width] @ (np.int64(1) << np.arange(f.width, dtype=np.int64))
+            if f.signed:
+                v = np.where(v >= 1 << (f.width - 1), v - (1 << f.width), v)
+            out[f.name] = v
+        return out
+
+    def pack_array(self, **values):
+        """Many records at once: equal-length integer arrays per field -> ``(N, nbytes)`` uint8
+        (vectorized :meth:`pack`)."""
+        n = None
+        bits = None
+        for f in self.fields:
+            if f.name not in values:
+                raise FormatError(f"record {self.name}: field {f.name!r} is missing")
+            v = np.asarray(values[f.name], dtype=np.int64).reshape(-1)
+            if n is None:
+                n = v.size
+                bits = np.zeros((n, self.bits), dtype=np.uint8)
+            lo_v, hi_v = (-(1 << (f.width - 1)), (1 << (f.width - 1)) - 1) if f.signed else (0, (1 << f.width) - 1)
+            if v.size != n or (v.size and (v.min() < lo_v or v.max() > hi_v)):
+                raise FormatError(f"record {self.name}: {f.name} values must be {n} integers in {lo_v}..{hi_v}")
+            u = v & ((1 << f.width) - 1)
+            lo = self.offsets[f.name]
+            bits[:, lo:lo + f.width] = (u[:, None] >> np.arange(f.width)) & 1
+        unknown = set(values) - {f.name for f in self.fields}
+        if unknown:
+            raise FormatError(f"record {self.name}: unknown fields {sorted(unknown)}")
+        return np.packbits(bits, axis=1, bitorder="little")
+
     def doc_table(self):
         """Markdown table of the fields (for docs/formats.md)."""
         rows = ["| bits | field | type | meaning |", "|---|---|---|---|"]
@@ -291,12 +330,9 @@ def threshold_record(acc_bound):
 def pack_thresholds(table, layout=None):
     """Threshold table -> bytes ``(C, record_bits/8)``; ``layout`` defaults to the table's own."""
     layout = threshold_record(table.acc_bound) if layout is None else layout
-    out = np.zeros((table.channels, layout.nbytes), dtype=np.uint8)
-    for i in range(table.channels):
-        t = table.thresholds[i]
-        v = layout.pack(t0=t[0], t1=t[1], t2=t[2], direction=table.direction[i], constant=table.constant[i])
-        out[i] = np.frombuffer(layout.to_bytes(v), dtype=np.uint8)
-    return out
+    t = table.thresholds
+    return layout.pack_array(t0=t[:, 0], t1=t[:, 1], t2=t[:, 2], direction=table.direction,
+                             constant=table.constant)
 
 
 def unpack_thresholds(packed, acc_bound, layout=None):
@@ -305,17 +341,12 @@ def unpack_thresholds(packed, acc_bound, layout=None):
     packed = np.asarray(packed, dtype=np.uint8)
     if packed.ndim != 2 or packed.shape[1] != layout.nbytes:
         raise FormatError(f"packed thresholds must be (C, {layout.nbytes}), not {packed.shape!r}")
-    c = packed.shape[0]
-    th = np.zeros((c, ACT_LEVELS), dtype=np.int64)
-    d = np.zeros(c, dtype=np.uint8)
-    k = np.zeros(c, dtype=np.uint8)
-    for i in range(c):
-        f = layout.unpack(layout.from_bytes(packed[i].tobytes()))
-        if f["direction"] not in (DIR_INCREASING, DIR_DECREASING, DIR_CONSTANT):
-            raise FormatError(f"threshold record {i}: direction {f['direction']} is not 0, 1 or 2")
-        th[i] = (f["t0"], f["t1"], f["t2"])
-        d[i], k[i] = f["direction"], f["constant"]
-    return ThresholdTable(th, d, k, int(acc_bound))
+    f = layout.unpack_array(packed)
+    bad = np.flatnonzero(~np.isin(f["direction"], (DIR_INCREASING, DIR_DECREASING, DIR_CONSTANT)))
+    if bad.size:
+        raise FormatError(f"threshold record {bad[0]}: direction {f['direction'][bad[0]]} is not 0, 1 or 2")
+    th = np.stack([f["t0"], f["t1"], f["t2"]], axis=1).astype(np.int64)
+    return ThresholdTable(th, f["direction"].astype(np.uint8), f["constant"].astype(np.uint8), int(acc_bound))
 
 
 def accumulator_bits(acc_bound):

@@ -13,3 +13,18 @@ def test_record_tables_in_formats_md_are_generated_from_the_code():
     assert blocks, "docs/formats.md has no threshold record table"
     for bound, table in blocks:
         assert table.strip() == threshold_record(int(bound)).doc_table()
+
+
+def _block(text, tag):
+    found = re.findall(rf"<!-- {tag} -->\n(.*?)\n<!-- end -->", text, re.S)
+    assert found, f"no {tag} table"
+    return found[0].strip()
+
+
+def test_descriptor_and_register_tables_are_generated_from_the_code():
+    from models.engine import DESCRIPTOR
+    from models.regmap import doc_table
+    with open(os.path.join(DOCS, "formats.md"), encoding="utf-8") as f:
+        assert _block(f.read(), "descriptor") == DESCRIPTOR.doc_table()
+    with open(os.path.join(DOCS, "architecture.md"), encoding="utf-8") as f:
+        assert _block(f.read(), "regmap") == doc_table()

@@ -116,3 +116,18 @@ def test_unpack_errors():
         unpack_activations(np.zeros((1, 1, 1, 2, 4), np.uint8), 33)
     with pytest.raises(FormatError, match="direction"):
         unpack_thresholds(np.full((1, 4), 0xFF, np.uint8), 50)
+
+
+def test_vectorized_records_equal_the_bit_level_ones():
+    rng = np.random.default_rng(4)
+    layout = threshold_record(13824)
+    n = 50
+    values = {"t0": rng.integers(-13825, 13826, n), "t1": rng.integers(-13825, 13826, n),
+              "t2": rng.integers(-13825, 13826, n), "direction": rng.integers(0, 3, n), "constant": rng.integers(0, 4, n)}
+    packed = layout.pack_array(**values)
+    for i in range(n):
+        one = layout.pack(**{k: int(v[i]) for k, v in values.items()})
+        assert packed[i].tobytes() == layout.to_bytes(one)
+        assert layout.unpack(one) == {k: int(v[0]) for k, v in layout.unpack_array(packed[i:i + 1]).items()}
+    with pytest.raises(FormatError, match="t0 values must be"):
+        layout.pack_array(**dict(values, t0=np.full(n, 20000)))
