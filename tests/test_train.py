@@ -1,0 +1,359 @@
+"""Training framework vs the golden model: layers, straight-through gradients, export exactness,
+the training loop (resume), and the shipped weights."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from models.errors import WeightsError
+from models.golden import FloatModel, QuantizedModel
+from models.network import (CONFIG_DIR, OUT_CODES, OUT_FLOAT, OUT_RAW, build_layers,
+                            load_network_config)
+from models.pretrained import (default_float_weights_path, default_weights_path,
+                               load_default_float_weights, load_default_weights)
+from models.quant import activation_code_thresholds
+from models.synthetic import EVAL_STREAM, make_batch, make_pair
+from models.weights import load_weights, save_weights
+
+CONFIGS = ["lmflownet_d3_96x128.yaml", "lmflownet_d4_96x128.yaml", "lmflownet_tiny.yaml"]
+
+
+@pytest.fixture(scope="module")
+def torch():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(2)
+    return torch
+
+
+def _cfg(name):
+    return load_network_config(os.path.join(CONFIG_DIR, name))
+
+
+def _frames(cfg, n, seed=0):
+    """Synthetic frame pairs at the network's resolution (uint8, NHWC)."""
+    from models.synthetic import SyntheticConfig
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width, shape_radius=(2.0, cfg.height / 3))
+    return make_batch(range(seed, seed + n), EVAL_STREAM, syn)
+
+
+def _random_model(torch, cfg, frames, seed=0):
+    """A quantized-mode model with He-initialized weights and batch norm statistics measured on
+    ``frames``; 15% of the gammas negative (decreasing thresholds), beta shifted so every code is
+    used."""
+    from train.model import LMFlowNet
+    torch.manual_seed(seed)
+    m = LMFlowNet(cfg, "quant")
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        for bn in m.bns.values():
+            bn.momentum = None
+        m.train()
+        m(x)
+        g = torch.Generator().manual_seed(seed)
+        for bn in m.bns.values():
+            sign = torch.where(torch.rand(bn.weight.shape, generator=g) < 0.15, -1.0, 1.0)
+            bn.weight.copy_(sign * (0.5 + 0.4 * torch.rand(bn.weight.shape, generator=g)))
+            bn.bias.copy_(0.8 + 0.4 * torch.rand(bn.bias.shape, generator=g))
+            bn.momentum = 0.05
+        for conv in m.convs.values():
+            if conv.bias is not None:
+                conv.bias.normal_(0, 0.1, generator=g)
+    return m.eval()
+
+
+def _nchw_to_nhwc(t):
+    return t.detach().permute(0, 2, 3, 1).numpy()
+
+
+# ------------------------------------------------------------------------------------------------
+# The model against build_layers
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_layers_names_and_shapes_follow_build_layers(torch, name):
+    from train.model import LMFlowNet
+    cfg = _cfg(name)
+    layers = build_layers(cfg)
+    m = LMFlowNet(cfg, "float")
+    assert list(m.convs) == [layer.name for layer in layers]
+    assert list(m.bns) == [layer.name for layer in layers if layer.bn]
+    assert m.flow_names == [f"predict_flow{lvl}" for lvl in range(cfg.depth, 1, -1)]
+    x = torch.zeros(1, cfg.in_channels, cfg.height, cfg.width)
+    with torch.no_grad():
+        out = m.eval()(x, keep_tensors=True)
+    for layer in layers:
+        conv = m.convs[layer.name]
+        h, w, c_in, c_out = layer.param_shapes()["weight"]
+        assert tuple(conv.weight.shape) == (c_out, c_in, h, w), layer.name
+        assert (conv.bias is not None) == layer.bias, layer.name
+        assert tuple(out["tensors"][layer.name].shape) == (1, layer.c_out, layer.height, layer.width)
+    assert tuple(out["flow"].shape) == (1, 2, cfg.height, cfg.width)
+
+
+def test_space_to_depth_and_upsampling_match_numpy(torch):
+    from models.ops import space_to_depth as s2d_np, upsample_nearest as up_np
+    from train.model import space_to_depth, upsample_nearest
+    x = np.random.default_rng(0).normal(size=(2, 6, 8, 12, 5))[0]
+    t = torch.from_numpy(x).permute(0, 3, 1, 2)
+    assert np.array_equal(_nchw_to_nhwc(space_to_depth(t, 2)), s2d_np(x, 2))
+    assert np.array_equal(_nchw_to_nhwc(upsample_nearest(t, 2)), up_np(x, 2))
+
+
+# ------------------------------------------------------------------------------------------------
+# Straight-through estimators
+
+def test_activation_quantizer_values_and_ste_gradient(torch):
+    from models.quant import dequantize_activations, quantize_activations
+    from train.model import quantize_activation_ste
+    x = np.concatenate([np.linspace(-1, 3, 401), activation_code_thresholds(),
+                        np.nextafter(activation_code_thresholds(), -np.inf)])
+    t = torch.tensor(x, requires_grad=True)
+    y = quantize_activation_ste(t)
+    assert np.array_equal(y.detach().numpy(), dequantize_activations(quantize_activations(x), np.float64))
+    y.sum().backward()
+    inside = (x >= 0) & (x <= 2)
+    assert np.array_equal(t.grad.numpy(), inside.astype(np.float64))
+
+
+def test_binary_weights_values_and_ste_gradient(torch):
+    from models.quant import binarize_weights, dequantize_weights
+    from train.model import binarize_weight_ste
+    w = np.random.default_rng(1).normal(size=(3, 3, 4, 5))
+    w[0, 0, 0, 0] = 0.0                                          # exactly 0 -> +1
+    t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)   # OIHW
+    q = binarize_weight_ste(t)
+    signs, alpha = binarize_weights(w)
+    assert np.allclose(q.detach().numpy().transpose(2, 3, 1, 0), dequantize_weights(signs, alpha, np.float64),
+                       rtol=0, atol=1e-15)
+    g = torch.randn_like(t)
+    (q * g).sum().backward()
+    assert torch.equal(t.grad, g)                                 # identity gradient
+
+
+def test_gradients_reach_every_layer_in_both_modes(torch):
+    from train.losses import multiscale_epe
+    cfg = _cfg("lmflownet_tiny.yaml")
+    frames, flows = _frames(cfg, 2)
+    for mode in ("float", "quant"):
+        m = _random_model(torch, cfg, frames)
+        m.mode = mode
+        m.train()
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+        y = torch.from_numpy(flows).permute(0, 3, 1, 2)
+        loss, per_level = multiscale_epe(m(x), y, cfg.flow_scale, cfg.depth)
+        assert set(per_level) == {"predict_flow2", "predict_flow3"}
+        loss.backward()
+        for name, conv in m.convs.items():
+            assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0, (mode, name)
+
+
+def test_multiscale_loss_weights_and_targets(torch):
+    from train.losses import level_weights, multiscale_epe
+    assert level_weights(3) == {"predict_flow2": 0.32, "predict_flow3": 0.08}
+    assert level_weights(6) == {"predict_flow2": 0.32, "predict_flow3": 0.08, "predict_flow4": 0.02,
+                                "predict_flow5": 0.01, "predict_flow6": 0.005}
+    target = torch.zeros(1, 2, 16, 16)
+    target[:, 0] = 40.0                                          # u = 40 px everywhere
+    outs = {"predict_flow2": torch.zeros(1, 2, 4, 4), "predict_flow3": torch.zeros(1, 2, 2, 2)}
+    outs["predict_flow3"][:, 0] = 2.0                            # exact at level 3 (40 / 20)
+    loss, per = multiscale_epe(outs, target, 20.0, 3)
+    assert per == {"predict_flow2": 2.0, "predict_flow3": 0.0}
+    assert float(loss) == pytest.approx(0.32 * 2.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Export: the golden model computes what the training framework computes
+
+def _check_quantized_export(torch, cfg, m, frames, tmp_path):
+    from train.export import export_weights
+    path = tmp_path / "w.npz"
+    save_weights(path, export_weights(m), cfg)
+    weights, _, _ = load_weights(path, cfg)
+    golden = QuantizedModel(cfg, weights)
+    g = golden.run(frames, keep_tensors=True)
+    # The torch model in float64 on exactly the float32 parameters that were exported.
+    md = type(m)(cfg, "quant")
+    md.load_state_dict(m.state_dict())
+    md = md.double().eval()
+    with torch.no_grad():
+        out = md(torch.from_numpy(frames).permute(0, 3, 1, 2).double() / 255, keep_tensors=True)
+    decision = activation_code_thresholds()
+    for layer in build_layers(cfg):
+        ref = g.tensors[layer.name]
+        got = _nchw_to_nhwc(out["tensors"][layer.name])
+        if layer.output == OUT_CODES:
+            codes = np.rint(got / (2 / 3)).astype(np.int64)
+            assert np.allclose(got, codes * (2 / 3), rtol=0, atol=1e-12)
+            mismatch = codes != ref
+            if layer.accel:
+                # Integer thresholds folded exactly vs float64 BN: equal unless a BN output lies
+                # within float64 rounding (~1e-13) of a decision point; none does here.
+                assert not mismatch.any(), (layer.name, int(mismatch.sum()))
+            else:
+                # Host layers run in float64 in both; a code may differ only at a near-tie: where
+                # the golden pre-activation is within 1e-9 of a decision point (1/3, 1, 5/3).
+                plan = golden.plans[layer.name]
+                xin = None
+                if mismatch.any():
+                    from models.golden import apply_input_op
+                    from models.ops import concat_channels
+                    from models.thresholds import batch_norm
+                    xin = apply_input_op(layer.input_op, concat_channels(
+                        [golden.dequantize(i, g.tensors[i]) for i in layer.inputs]))
+                    y = batch_norm(plan.pre_activation(xin), eps=cfg.bn_eps, **plan.bn)
+                    near = np.min(np.abs(y[..., None] - decision), axis=-1) < 1e-9
+                    assert near[mismatch].all(), layer.name
+                assert mismatch.mean() <= 1e-6, layer.name
+            assert len(np.unique(ref)) == 4, layer.name         # the test exercises every code
+        elif layer.output == OUT_RAW:
+            deq = golden.dequantize(layer.name, ref)
+            assert np.allclose(got, deq, rtol=1e-12, atol=1e-9), layer.name
+        else:
+            assert layer.output == OUT_FLOAT
+            # the golden model returns predict_flow2 as float32
+            assert np.allclose(got, ref, rtol=1e-6, atol=1e-5), layer.name
+    assert np.allclose(_nchw_to_nhwc(out["flow"]), g.flow, rtol=1e-6, atol=1e-4)
+    return g, out
+
+
+@pytest.mark.parametrize("name", ["lmflownet_d3_96x128.yaml", "lmflownet_tiny.yaml"])
+def test_quantized_export_matches_golden_model(torch, name, tmp_path):
+    cfg = _cfg(name)
+    frames, _ = _frames(cfg, 2)
+    m = _random_model(torch, cfg, frames)
+    _check_quantized_export(torch, cfg, m, frames, tmp_path)
+
+
+def test_quantized_export_float32_inference_close_to_golden(torch, tmp_path):
+    """The training framework's own float32 inference: float32 rounding (relative ~1e-7 of BN
+    outputs of order 1) moves a code only where the BN output lies within ~1e-6 of a decision
+    point, and a moved code changes the accumulators it feeds by at most 3 per tap: at these
+    sizes well under 1e-3 of the codes of any layer differ and the flow stays close."""
+    from train.export import export_weights
+    cfg = _cfg("lmflownet_d3_96x128.yaml")
+    frames, _ = _frames(cfg, 2, seed=5)
+    m = _random_model(torch, cfg, frames, seed=3)
+    g = QuantizedModel(cfg, export_weights(m)).run(frames, keep_tensors=True)
+    with torch.no_grad():
+        out = m(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, keep_tensors=True)
+    for layer in build_layers(cfg):
+        if layer.output == OUT_CODES:
+            codes = np.rint(_nchw_to_nhwc(out["tensors"][layer.name]) / (2 / 3))
+            assert (codes != g.tensors[layer.name]).mean() < 1e-3, layer.name
+    err = np.abs(_nchw_to_nhwc(out["flow"]) - g.flow)
+    assert np.mean(err) < 1e-2 * max(1.0, np.abs(g.flow).mean())
+
+
+def test_float_export_matches_float_model(torch, tmp_path):
+    from train.export import export_weights
+    cfg = _cfg("lmflownet_d3_96x128.yaml")
+    frames, _ = _frames(cfg, 2)
+    m = _random_model(torch, cfg, frames)
+    m.mode = "float"
+    path = tmp_path / "f.npz"
+    save_weights(path, export_weights(m), cfg)
+    weights, _, _ = load_weights(path, cfg)
+    flow, tensors = FloatModel(cfg, weights).run(frames, keep_tensors=True)
+    md = type(m)(cfg, "float")
+    md.load_state_dict(m.state_dict())
+    md = md.double().eval()
+    with torch.no_grad():
+        out = md(torch.from_numpy(frames).permute(0, 3, 1, 2).double() / 255, keep_tensors=True)
+    for layer in build_layers(cfg):
+        assert np.allclose(_nchw_to_nhwc(out["tensors"][layer.name]), tensors[layer.name],
+                           rtol=1e-9, atol=1e-9), layer.name
+    assert np.allclose(_nchw_to_nhwc(out["flow"]), flow, rtol=1e-6, atol=1e-4)
+    assert np.abs(flow).max() > 1.0
+
+
+def test_import_weights_round_trip(torch):
+    from train.export import export_weights, import_weights
+    from train.model import LMFlowNet
+    cfg = _cfg("lmflownet_tiny.yaml")
+    frames, _ = _frames(cfg, 2)
+    w = export_weights(_random_model(torch, cfg, frames))
+    w2 = export_weights(import_weights(LMFlowNet(cfg), w))
+    for name in w:
+        for p in w[name]:
+            assert np.array_equal(w[name][p], w2[name][p]), (name, p)
+
+
+# ------------------------------------------------------------------------------------------------
+# The training loop
+
+def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
+    from train import data, train
+    cfg_path = os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml")
+    args = ["--config", cfg_path, "--out-dir", str(tmp_path / "w"), "--work-dir", str(tmp_path / "run"),
+            "--float-steps", "4", "--quant-steps", "3", "--batch-size", "2", "--pool-size", "4",
+            "--fresh", "1", "--val-pairs", "2", "--bn-batches", "1", "--warmup", "2",
+            "--crop", "16", "24", "--checkpoint-minutes", "0", "--no-progress"]
+    calls = {"n": 0}
+    real_advance = data.PairPool.advance
+
+    def interrupted(self):
+        calls["n"] += 1
+        if calls["n"] == 6:          # in the quant phase, after its second step
+            raise KeyboardInterrupt
+        real_advance(self)
+
+    monkeypatch.setattr(data.PairPool, "advance", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args)
+    q_path, f_path = train.weights_paths(cfg_path, str(tmp_path / "w"))
+    assert os.path.exists(f_path) and not os.path.exists(q_path)
+    monkeypatch.setattr(data.PairPool, "advance", real_advance)
+    train.main(args)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "resuming quant phase at step 1" in log
+    weights, cfg, meta = load_weights(q_path)
+    assert cfg.name == "lmflownet_tiny"
+    for key in ("command", "seed", "iterations", "wall_time_s", "metrics", "samples"):
+        assert key in meta, key
+    assert meta["iterations"] == 3 and meta["float_phase"]["steps"] == 4
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(results) == {"float", "quant"}
+    QuantizedModel(cfg, weights)
+
+
+def test_lr_schedule():
+    from train.train import lr_at
+    assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
+    assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(10, 100, 1.0, 10) == pytest.approx(1.0)
+    assert lr_at(100, 100, 1.0, 10) == pytest.approx(0.01)
+
+
+# ------------------------------------------------------------------------------------------------
+# The shipped weights (no PyTorch needed)
+
+def test_shipped_weights_load_by_default_and_are_trained():
+    weights, cfg, meta = load_default_weights()
+    assert default_weights_path().endswith(os.path.join("models", "weights", "lmflownet_d3_96x128.npz"))
+    assert cfg == load_network_config()
+    for key in ("command", "seed", "iterations", "wall_time_s", "metrics"):
+        assert key in meta, key
+    fweights, fcfg, fmeta = load_default_float_weights(cfg)
+    assert fcfg == cfg and fmeta["model"] == "float" and meta["model"] == "quantized"
+    assert os.path.getsize(default_weights_path()) < 16 * 2 ** 20
+    assert os.path.getsize(default_float_weights_path()) < 16 * 2 ** 20
+    # trained: far better than the zero flow on held-out pairs
+    pairs = [make_pair(i, EVAL_STREAM) for i in range(4)]
+    frames = np.stack([p.frames for p in pairs])
+    gt = np.stack([p.flow for p in pairs])
+    zero = np.linalg.norm(gt, axis=-1).mean()
+    q = np.linalg.norm(QuantizedModel(cfg, weights).run(frames).flow - gt, axis=-1).mean()
+    f = np.linalg.norm(FloatModel(cfg, fweights).run(frames)[0] - gt, axis=-1).mean()
+    assert q < 0.6 * zero and f < 0.6 * zero
+
+
+def test_shipped_weights_errors(monkeypatch, tmp_path):
+    import models.pretrained as pretrained
+    with pytest.raises(WeightsError, match="not for 'lmflownet_tiny'"):
+        load_default_weights(_cfg("lmflownet_tiny.yaml"))
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(WeightsError, match="shipped weights are missing"):
+        load_default_weights()
+    with pytest.raises(WeightsError, match="shipped weights are missing"):
+        pretrained.default_float_weights_path()

@@ -1,0 +1,204 @@
+"""Average end-point error of LMFlowNet and of classical baselines.
+
+``python -m train.eval`` (``make eval``) measures, on the held-out synthetic set (seed stream
+:data:`models.synthetic.EVAL_STREAM`, pairs ``0 .. --pairs-1``, never used in training) and,
+with ``--chairs PATH``, on the Flying Chairs validation split:
+
+* ``float``: the float model, :class:`models.golden.FloatModel` on the float weights;
+* ``quantized``: the quantized model through :class:`models.golden.QuantizedModel`, i.e. the
+  integer accelerator layers and the float host layers exactly as the hardware computes them;
+* ``farneback``: OpenCV ``calcOpticalFlowFarneback`` (pyramid scale 0.5, 3 levels, window 15,
+  3 iterations, poly_n 5, poly_sigma 1.2) on the grey frames;
+* ``dis``: OpenCV DIS optical flow, ``DISOPTICAL_FLOW_PRESET_MEDIUM``, on the grey frames.
+
+Every method sees the same 96x128 input. EPE is the mean over all pixels of
+``|flow - ground truth|``. On Flying Chairs (384x512) the frames are reduced to the network's
+resolution with an area filter and the predicted flow is brought back to 384x512 by bilinear
+interpolation with its vectors scaled by 4, so EPE is in full-resolution pixels, as the original
+work's figures. Needs numpy, Pillow and OpenCV (``pip install -e .[eval]``), not PyTorch.
+
+Writes ``build/eval.json`` as ``{dataset: {float, quantized, farneback, dis}}`` and prints a
+Markdown table, next to the original work's Flying Chairs figures.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from models.golden import FloatModel, QuantizedModel
+from models.pretrained import default_float_weights_path, default_weights_path
+from models.synthetic import EVAL_STREAM, SyntheticConfig, make_pair
+from models.weights import load_weights
+
+__all__ = ["METHODS", "ORIGINAL", "main", "evaluate", "farneback", "dis", "upsample_flow",
+           "format_table"]
+
+METHODS = ("float", "quantized", "farneback", "dis")
+#: EPE of the original LMFlowNet (lm_flownet_3_q_quarter, conv1 = 64 channels) on Flying Chairs val.
+ORIGINAL = {"float": 6.403, "quantized": 9.448}
+
+
+def _gray(frame):
+    import cv2
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def farneback(frame1, frame2):
+    """OpenCV Farneback flow (H, W, 2) between two RGB uint8 frames."""
+    import cv2
+    return cv2.calcOpticalFlowFarneback(_gray(frame1), _gray(frame2), None, 0.5, 3, 15, 3, 5, 1.2, 0)
+
+
+_DIS = None
+
+
+def dis(frame1, frame2):
+    """OpenCV DIS flow (medium preset) (H, W, 2) between two RGB uint8 frames."""
+    import cv2
+    global _DIS
+    if _DIS is None:
+        _DIS = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _DIS.calc(_gray(frame1), _gray(frame2), None)
+
+
+def upsample_flow(flow, height, width):
+    """Bilinear resize of a flow (h, w, 2) to (height, width), vectors scaled by the size ratio."""
+    import cv2
+    h, w = flow.shape[:2]
+    out = cv2.resize(np.ascontiguousarray(flow, dtype=np.float32), (width, height),
+                     interpolation=cv2.INTER_LINEAR)
+    return out * np.array([width / w, height / h], dtype=np.float32)
+
+
+def _epe(pred, gt):
+    return np.linalg.norm(pred.astype(np.float64) - gt.astype(np.float64), axis=-1)
+
+
+def evaluate(pairs, qmodel, fmodel, batch=16, progress=None):
+    """Mean EPE of every method over ``pairs``, an iterable of ``(frames (h, w, 6) uint8,
+    ground truth (H, W, 2))``; predictions at a lower resolution than the ground truth are
+    upsampled (:func:`upsample_flow`)."""
+    sums = dict.fromkeys(METHODS, 0.0)
+    count = 0
+    buf = []
+
+    def flush():
+        nonlocal count
+        if not buf:
+            return
+        frames = np.stack([f for f, _ in buf])
+        preds = {"quantized": qmodel.run(frames).flow, "float": fmodel.run(frames)[0]}
+        for i, (f, gt) in enumerate(buf):
+            out = {"quantized": preds["quantized"][i], "float": preds["float"][i],
+                   "farneback": farneback(f[..., :3], f[..., 3:]), "dis": dis(f[..., :3], f[..., 3:])}
+            for m in METHODS:
+                p = out[m]
+                if p.shape[:2] != gt.shape[:2]:
+                    p = upsample_flow(p, *gt.shape[:2])
+                sums[m] += float(_epe(p, gt).mean())
+            count += 1
+        if progress is not None:
+            progress.update(len(buf))
+        buf.clear()
+
+    for item in pairs:
+        buf.append(item)
+        if len(buf) == batch:
+            flush()
+    flush()
+    return {m: sums[m] / max(count, 1) for m in METHODS}, count
+
+
+def format_table(results, counts=None):
+    """Markdown table of ``{dataset: {method: epe}}`` plus the original work's figures."""
+    lines = ["| data set | pairs | float | quantized | quantized / float | Farneback | DIS |",
+             "|---|---|---|---|---|---|---|"]
+    for ds, r in results.items():
+        n = (counts or {}).get(ds, "")
+        lines.append(f"| {ds} | {n} | {r['float']:.3f} | {r['quantized']:.3f} | "
+                     f"{r['quantized'] / r['float']:.2f}x | {r['farneback']:.3f} | {r['dis']:.3f} |")
+    lines.append(f"| Flying Chairs val, original work | 640 | {ORIGINAL['float']:.3f} | "
+                 f"{ORIGINAL['quantized']:.3f} | {ORIGINAL['quantized'] / ORIGINAL['float']:.2f}x | - | - |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights", default=None, help="quantized weights (default: the shipped ones)")
+    ap.add_argument("--float-weights", default=None, help="float weights (default: the shipped ones)")
+    ap.add_argument("--pairs", type=int, default=500, help="held-out synthetic pairs")
+    ap.add_argument("--chairs", default=None, help="Flying Chairs directory (validation split)")
+    ap.add_argument("--chairs-split-file", default=None)
+    ap.add_argument("--out", default=os.path.join("build", "eval.json"))
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+
+    import cv2
+    cv2.setNumThreads(1)
+    q_path = args.weights or default_weights_path()
+    f_path = args.float_weights or default_float_weights_path()
+    qw, cfg, qmeta = load_weights(q_path)
+    fw, fcfg, _ = load_weights(f_path, cfg)
+    qmodel, fmodel = QuantizedModel(cfg, qw), FloatModel(cfg, fw)
+
+    try:
+        from tqdm import tqdm
+    except ImportError:   # the progress bar is optional here
+        tqdm = None
+
+    def bar(total, desc):
+        if tqdm is None or args.no_progress:
+            return None
+        return tqdm(total=total, desc=desc, unit="pair", file=sys.stderr)
+
+    results, counts, timing = {}, {}, {}
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width)
+
+    def synthetic_pairs():
+        for i in range(args.pairs):
+            p = make_pair(i, EVAL_STREAM, syn)
+            yield p.frames, p.flow
+
+    t = time.time()
+    b = bar(args.pairs, "synthetic")
+    results["synthetic"], counts["synthetic"] = evaluate(synthetic_pairs(), qmodel, fmodel, progress=b)
+    timing["synthetic"] = round(time.time() - t, 1)
+    if b is not None:
+        b.close()
+
+    if args.chairs:
+        from models.chairs import FlyingChairs, resize_frame
+        ds = FlyingChairs(args.chairs, "val", args.chairs_split_file)
+
+        def chairs_pairs():
+            for k in range(len(ds)):
+                f1, f2, flow = ds[k]
+                f1, f2 = resize_frame(f1, cfg.height, cfg.width), resize_frame(f2, cfg.height, cfg.width)
+                yield np.concatenate([f1, f2], axis=-1), flow
+
+        t = time.time()
+        b = bar(len(ds), "chairs")
+        results["flying_chairs_val"], counts["flying_chairs_val"] = evaluate(chairs_pairs(), qmodel, fmodel, progress=b)
+        timing["flying_chairs_val"] = round(time.time() - t, 1)
+        if b is not None:
+            b.close()
+
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump({ds: {m: round(v, 4) for m, v in r.items()} for ds, r in results.items()}, f, indent=2)
+        f.write("\n")
+    details = {"pairs": counts, "seconds": timing, "weights": {"quantized": q_path, "float": f_path},
+               "training": qmeta, "opencv": cv2.__version__}
+    with open(os.path.splitext(args.out)[0] + "_details.json", "w", encoding="utf-8") as f:
+        json.dump(details, f, indent=2)
+    print(format_table(results, counts))
+    print(f"wrote {args.out}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

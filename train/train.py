@@ -1,0 +1,254 @@
+"""Train LMFlowNet: a float model, then the quantized model fine-tuned from it (QAT).
+
+``python -m train.train`` (``make train``) runs two phases on the synthetic generator:
+
+1. ``float``: the float network (batch norm, leaky ReLU) from scratch, ``--float-steps`` steps;
+   exported to ``<out-dir>/<config>_float.npz``;
+2. ``quant``: the same network initialized from the float one, with binary channel-wise weights
+   and 2-bit activations (straight-through estimators), ``--quant-steps`` steps; exported to
+   ``<out-dir>/<config>.npz``, the weights the golden model, the CLI and the benchmarks load.
+
+Both use Adam, a short warm-up and a cosine learning-rate decay, FlowNet's multi-scale EPE loss,
+and end with a re-estimation of the batch-norm statistics on training batches. A checkpoint
+(``<work-dir>/checkpoint.pt``) is written every ``--checkpoint-minutes`` and at the end of a
+phase; a new run with the same ``--work-dir`` resumes from it (``--restart`` starts over). The
+pair pool and the augmentation draws are functions of the step, so a resumed run continues the
+same schedule. Uses CUDA when available.
+"""
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+
+import numpy as np
+import torch
+
+from models.network import default_config_path, load_network_config
+from models.synthetic import VAL_STREAM, SyntheticConfig, make_batch
+
+from .data import PairPool, augment, to_tensors
+from .export import save_model
+from .losses import epe, multiscale_epe
+from .model import LMFlowNet
+
+__all__ = ["main", "parse_args", "weights_paths", "evaluate_val"]
+
+PHASES = ("float", "quant", "done")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m train.train", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--config", default=default_config_path(), help="network configuration YAML")
+    ap.add_argument("--out-dir", default=os.path.join("models", "weights"), help="where the weights go")
+    ap.add_argument("--work-dir", default=os.path.join("build", "train"), help="checkpoint and log")
+    ap.add_argument("--float-steps", type=int, default=12000)
+    ap.add_argument("--quant-steps", type=int, default=8000)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4, help="peak learning rate of the float phase")
+    ap.add_argument("--quant-lr", type=float, default=1e-4, help="peak learning rate of the QAT phase")
+    ap.add_argument("--warmup", type=int, default=200, help="warm-up steps of each phase")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--crop", type=int, nargs=2, default=[48, 64], metavar=("H", "W"),
+                    help="training crop of the full-resolution synthetic scenes")
+    ap.add_argument("--pool-size", type=int, default=1024, help="rendered pairs kept in the pool")
+    ap.add_argument("--fresh", type=int, default=2, help="new pairs rendered per step")
+    ap.add_argument("--val-pairs", type=int, default=64, help="validation pairs (own seed stream)")
+    ap.add_argument("--bn-batches", type=int, default=32, help="batches for the final BN statistics")
+    ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    ap.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    return ap.parse_args(argv)
+
+
+def weights_paths(cfg_path, out_dir):
+    """``(quantized, float)`` weights file paths for a configuration file."""
+    stem = os.path.splitext(os.path.basename(cfg_path))[0]
+    return os.path.join(out_dir, f"{stem}.npz"), os.path.join(out_dir, f"{stem}_float.npz")
+
+
+def lr_at(step, steps, peak, warmup):
+    """Linear warm-up then cosine decay to 1% of the peak."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    t = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+@torch.no_grad()
+def evaluate_val(model, frames, flows, device, batch=16):
+    """Mean EPE of the final flow (pixels, input resolution) over held-out pairs."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(frames), batch):
+        x, y = to_tensors(frames[i:i + batch], flows[i:i + batch], device)
+        total += float(epe(model(x)["flow"], y)) * len(x)
+    return total / len(frames)
+
+
+#: Training-stream indices of the full-resolution pairs that re-estimate the batch norms.
+BN_INDEX_BASE = 10 ** 9
+
+
+@torch.no_grad()
+def recalibrate_bn(model, syn, rng, args, device):
+    """Re-estimate every batch norm's running statistics (cumulative average) on augmented
+    full-resolution training pairs."""
+    model.train()
+    momenta = {}
+    for name, bn in model.bns.items():
+        momenta[name] = bn.momentum
+        bn.reset_running_stats()
+        bn.momentum = None
+    n = 2 * args.batch_size
+    for b in range(args.bn_batches):
+        frames, flows = augment(*make_batch(range(BN_INDEX_BASE + b * n, BN_INDEX_BASE + (b + 1) * n),
+                                            cfg=syn), rng)
+        x, _ = to_tensors(frames, flows, device)
+        model(x)
+    for name, bn in model.bns.items():
+        bn.momentum = momenta[name]
+    model.eval()
+
+
+def _save_checkpoint(path, state):
+    tmp = path + ".tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _log(msg, log_file):
+    line = time.strftime("%Y-%m-%d %H:%M:%S ") + msg
+    print(line, file=sys.stderr, flush=True)
+    with open(log_file, "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path):
+    """Train one phase from ``state["step"]``; returns when the phase's steps are done."""
+    from tqdm import tqdm
+
+    steps = args.float_steps if phase == "float" else args.quant_steps
+    peak = args.lr if phase == "float" else args.quant_lr
+    model.mode = phase
+    model.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=peak)
+    if state.get("optimizer") is not None:
+        opt.load_state_dict(state["optimizer"])
+    step = state["step"]
+    if step >= steps:
+        return
+    pool.fill(step)
+    cfg = model.cfg
+    bar = tqdm(total=steps, initial=step, desc=f"{phase:5s}", unit="step", dynamic_ncols=True,
+               disable=args.no_progress, mininterval=1.0 if sys.stderr.isatty() else 30.0,
+               file=sys.stderr)
+    ema_loss = ema_epe = None
+    last_ckpt = time.time()
+    t_phase = time.time()
+    t0 = time.time()
+    step0 = step
+    while step < steps:
+        model.train()
+        rng = np.random.default_rng([args.seed, PHASES.index(phase), step])
+        frames, flows = augment(*pool.batch(rng, args.batch_size), rng)
+        x, y = to_tensors(frames, flows, device)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, peak, args.warmup)
+        out = model(x)
+        loss, _ = multiscale_epe(out, y, cfg.flow_scale, cfg.depth)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        pool.advance()
+        step += 1
+        e = float(epe(out["flow"].detach(), y))
+        lv = float(loss.detach())
+        ema_loss = lv if ema_loss is None else 0.98 * ema_loss + 0.02 * lv
+        ema_epe = e if ema_epe is None else 0.98 * ema_epe + 0.02 * e
+        bar.set_postfix(loss=f"{ema_loss:.4f}", epe=f"{ema_epe:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}",
+                        refresh=False)
+        bar.update(1)
+        if step % 250 == 0 or step == steps:
+            rate = (step - step0) * args.batch_size / (time.time() - t0)
+            msg = (f"{phase} step {step}/{steps} loss {ema_loss:.4f} train-epe {ema_epe:.3f} "
+                   f"lr {opt.param_groups[0]['lr']:.2e} {rate:.1f} samples/s")
+            if step % 1000 == 0 or step == steps:
+                msg += f" val-epe {evaluate_val(model, *val, device):.3f}"
+            _log(msg, log_file)
+        if time.time() - last_ckpt > 60 * args.checkpoint_minutes and step < steps:
+            state.update(step=step, model=model.state_dict(), optimizer=opt.state_dict(),
+                         elapsed=state["elapsed"] + time.time() - t_phase)
+            t_phase = time.time()
+            _save_checkpoint(ckpt_path, state)
+            last_ckpt = time.time()
+    bar.close()
+    state.update(step=step, model=model.state_dict(), optimizer=None,
+                 elapsed=state["elapsed"] + time.time() - t_phase)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    cfg = load_network_config(args.config)
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width)
+    os.makedirs(args.work_dir, exist_ok=True)
+    os.makedirs(args.out_dir, exist_ok=True)
+    ckpt_path = os.path.join(args.work_dir, "checkpoint.pt")
+    log_file = os.path.join(args.work_dir, "train.log")
+    q_path, f_path = weights_paths(args.config, args.out_dir)
+    command = "python -m train.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+
+    torch.manual_seed(args.seed)
+    model = LMFlowNet(cfg, "float")
+    if os.path.exists(ckpt_path) and not args.restart:
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        _log(f"resuming {state['phase']} phase at step {state['step']} from {ckpt_path}", log_file)
+    else:
+        state = {"phase": "float", "step": 0, "model": None, "optimizer": None, "elapsed": 0.0,
+                 "results": {}, "args": vars(args)}
+        _log(f"new run: {command} (device {device})", log_file)
+    val = make_batch(range(args.val_pairs), VAL_STREAM, syn)
+    pool = PairPool(args.pool_size, args.fresh, syn, crop=tuple(args.crop))
+
+    while state["phase"] != "done":
+        phase = state["phase"]
+        run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
+        rng = np.random.default_rng([args.seed, 99, PHASES.index(phase)])
+        recalibrate_bn(model, syn, rng, args, device)
+        val_epe = evaluate_val(model, *val, device)
+        steps = args.float_steps if phase == "float" else args.quant_steps
+        result = {"steps": steps, "samples": steps * args.batch_size,
+                  "wall_time_s": round(state["elapsed"], 1), "val_epe": round(val_epe, 4),
+                  "val_pairs": args.val_pairs}
+        state["results"][phase] = result
+        meta = {"model": phase if phase == "float" else "quantized", "command": command,
+                "seed": args.seed, "iterations": steps, "batch_size": args.batch_size,
+                "samples": steps * args.batch_size, "wall_time_s": round(state["elapsed"], 1),
+                "device": str(device), "torch": torch.__version__,
+                "metrics": {"val_epe_synthetic": round(val_epe, 4), "val_pairs": args.val_pairs},
+                "training": {k: v for k, v in vars(args).items() if k not in ("restart", "no_progress")}}
+        if phase == "quant":
+            meta["init"] = "float phase"
+            meta["float_phase"] = state["results"]["float"]
+        save_model(q_path if phase == "quant" else f_path, model, meta=meta)
+        _log(f"{phase} phase done: {steps} steps, {state['elapsed']:.0f} s, val EPE {val_epe:.3f}; "
+             f"wrote {q_path if phase == 'quant' else f_path}", log_file)
+        state.update(phase=PHASES[PHASES.index(phase) + 1], step=0, optimizer=None, elapsed=0.0,
+                     model=model.state_dict())
+        _save_checkpoint(ckpt_path, state)
+    with open(os.path.join(args.work_dir, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(state["results"], f, indent=2)
+    _log("training done: " + json.dumps(state["results"]), log_file)
+
+
+if __name__ == "__main__":
+    main()
