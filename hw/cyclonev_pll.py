@@ -4,13 +4,24 @@ from amaranth.hdl import Const, Instance, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["CycloneVPLL"]
+__all__ = ["CycloneVPLL", "REF_RANGE_HZ", "OUT_RANGE_HZ", "check_hz"]
 
 #: ``altera_pll`` has 18 output counters; unused ones are declared at 0 MHz.
 _COUNTERS = 18
 
 
-def _check_hz(name, value, minimum, maximum):
+#: Reference and output frequency ranges accepted here (Cyclone V fractional PLL).
+REF_RANGE_HZ = (5e6, 800e6)
+OUT_RANGE_HZ = (1e6, 550e6)
+
+
+def check_hz(name, value, minimum, maximum):
+    """``value`` as a float if it is a frequency in Hz within ``[minimum, maximum]``.
+
+    Raises
+    ------
+    TypeError, ValueError
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a frequency in Hz, not {value!r}")
     if not minimum <= value <= maximum:
@@ -54,8 +65,8 @@ class CycloneVPLL(wiring.Component):
     locked: Out(1)
 
     def __init__(self, *, ref_hz=50e6, out_hz):
-        self._ref_hz = _check_hz("ref_hz", ref_hz, 5e6, 800e6)
-        self._out_hz = _check_hz("out_hz", out_hz, 1e6, 550e6)
+        self._ref_hz = check_hz("ref_hz", ref_hz, *REF_RANGE_HZ)
+        self._out_hz = check_hz("out_hz", out_hz, *OUT_RANGE_HZ)
         super().__init__()
 
     ref_hz = property(lambda self: self._ref_hz)

