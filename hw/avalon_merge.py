@@ -66,15 +66,18 @@ class AvalonReadWriteMerge(wiring.Component):
     (``address >> log2(data_width / 8)``; the low bits, zero for aligned masters, are dropped)
     and a burst count zero-extended to ``port_burst_width``.
 
-    Arbitration is per command and round robin: when both masters request, the one that was
-    not served last goes first. A read command is one cycle (its data come back on
-    ``readdatavalid`` whenever the port returns them, and go to the read master only); a
-    write burst holds the port from its first accepted beat to its last, so beats of a burst
-    are never interleaved with reads. While a command waits (``waitrequest``) the grant does
-    not change, so what the port sees stays stable until it accepts it. A write burst in
-    progress never waits for a read to complete, so the masters cannot deadlock as long as the
-    write master finishes every burst it starts without waiting for its own read data (the
-    engine's writer drains a FIFO of finished results).
+    One master owns the port at a time (a register, so neither master's ``waitrequest``
+    depends combinationally on the other's request); the other sees ``waitrequest``. Ownership
+    passes to the other master, if it is requesting, after each command the owner completes or
+    while the owner is idle: round robin per command, with no idle cycle while the owner keeps
+    the port busy and the other does not ask. A read command is one cycle (its data come back
+    on ``readdatavalid`` whenever the port returns them, and go to the read master only); a
+    write burst holds the port from its first beat to its last, so beats of a burst are never
+    interleaved with reads. While a command waits (``waitrequest``) ownership does not change,
+    so what the port sees stays stable until it takes it. A write burst in progress never waits
+    for a read to complete, so the masters cannot deadlock as long as the write master
+    finishes every burst it starts without waiting for its own read data (the engine's writer
+    drains a FIFO of finished results).
 
     Parameters
     ----------
@@ -132,45 +135,46 @@ class AvalonReadWriteMerge(wiring.Component):
         m = Module()
         rd, wr, port = self.rd, self.wr, self.port
 
+        # The owner is a register, so neither master's waitrequest depends on the other's
+        # request within a cycle: no combinational path from one master to the other.
+        write_owns = Signal()
         in_burst = Signal()                       # a write burst has started and not ended
         beats_left = Signal(self._port_burst_width)
-        prefer_read = Signal()
-        hold = Signal()                           # the last cycle's command is still waiting
-        held_write = Signal()
-        grant_write = Signal()
-
-        with m.If(in_burst):
-            m.d.comb += grant_write.eq(1)
-        with m.Elif(hold):
-            m.d.comb += grant_write.eq(held_write)
-        with m.Else():
-            m.d.comb += grant_write.eq(wr.write & (~rd.read | ~prefer_read))
 
         m.d.comb += [
-            port.address.eq(Mux(grant_write, wr.address, rd.address)[self._shift:]),
-            port.burstcount.eq(Mux(grant_write, wr.burstcount, rd.burstcount)),
-            port.read.eq(~grant_write & rd.read),
-            port.write.eq(grant_write & wr.write),
+            port.address.eq(Mux(write_owns, wr.address, rd.address)[self._shift:]),
+            port.burstcount.eq(Mux(write_owns, wr.burstcount, rd.burstcount)),
+            port.read.eq(~write_owns & rd.read),
+            port.write.eq(write_owns & wr.write),
             port.writedata.eq(wr.writedata),
             port.byteenable.eq(wr.byteenable),
-            rd.waitrequest.eq(grant_write | port.waitrequest),
-            wr.waitrequest.eq(~grant_write | port.waitrequest),
+            rd.waitrequest.eq(write_owns | port.waitrequest),
+            wr.waitrequest.eq(~write_owns | port.waitrequest),
             rd.readdata.eq(port.readdata),
             rd.readdatavalid.eq(port.readdatavalid),
         ]
 
-        m.d.sync += [
-            hold.eq((port.read | port.write) & port.waitrequest),
-            held_write.eq(grant_write),
-        ]
-        with m.If(port.write & ~port.waitrequest):
-            m.d.sync += prefer_read.eq(1)
+        write_taken = port.write & ~port.waitrequest
+        burst_goes_on = Signal()
+        with m.If(write_taken):
             with m.If(in_burst):
                 m.d.sync += beats_left.eq(beats_left - 1)
                 with m.If(beats_left == 1):
                     m.d.sync += in_burst.eq(0)
+                with m.Else():
+                    m.d.comb += burst_goes_on.eq(1)
             with m.Elif(wr.burstcount > 1):
                 m.d.sync += [in_burst.eq(1), beats_left.eq(wr.burstcount - 1)]
-        with m.If(port.read & ~port.waitrequest):
-            m.d.sync += prefer_read.eq(0)
+                m.d.comb += burst_goes_on.eq(1)
+        with m.Elif(in_burst):
+            m.d.comb += burst_goes_on.eq(1)
+
+        # Hand the port over after a command (or while the owner is idle), never in the middle
+        # of a write burst or while the owner's command waits.
+        waiting = (port.read | port.write) & port.waitrequest
+        with m.If(~waiting & ~burst_goes_on):
+            with m.If(write_owns & rd.read):
+                m.d.sync += write_owns.eq(0)
+            with m.Elif(~write_owns & wr.write):
+                m.d.sync += write_owns.eq(1)
         return m

@@ -447,8 +447,7 @@ def main(argv=None):
         return 2
     print(cfg.summary(), flush=True)
     plan = build_project(args.out, top)
-    files = sorted(f for f in os.listdir(args.out) if os.path.isfile(os.path.join(args.out, f)))
-    print(f"Quartus project written to {args.out}/: {', '.join(files)}", flush=True)
+    print(f"Quartus project written to {args.out}/: {', '.join(sorted(plan.files))}", flush=True)
     script = f"build_{PROJECT_NAME}.sh"
     if args.no_quartus:
         pass

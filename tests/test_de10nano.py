@@ -244,3 +244,9 @@ def test_synthesize_top_flow(tmp_path):
     assert summary["logic_levels"] >= 1
     u = utilization(summary, seconds=seconds, config="mini", accel_params={}, clock_hz=100e6)
     json.dumps(u)
+
+
+def test_docs_led_table_matches_the_top():
+    text = (ROOT / "docs" / "de10nano.md").read_text()
+    block = re.search(r"<!-- leds -->\n(.*?)\n<!-- end -->", text, re.S).group(1).splitlines()[2:]
+    assert block == [f"| LED{k} | {what} |" for k, what in enumerate(de10nano.LEDS)]
