@@ -1,6 +1,6 @@
 """A Cyclone V fractional PLL (``altera_pll``) making one clock from a reference clock."""
 
-from amaranth.hdl import Const, Instance, Module, Signal
+from amaranth.hdl import Const, Instance, IOValue, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,6 +38,10 @@ class CycloneVPLL(wiring.Component):
 
     Parameters
     ----------
+    refclk : IOValue or Value
+        The reference clock: a clock input pin (an ``IOValue``, e.g. ``port.io`` of a requested
+        resource; the PLL then takes it on the pin's dedicated clock path, with no buffer in
+        between) or a one-bit fabric signal.
     ref_hz : float
         Reference clock frequency (the DE10-Nano's 50 MHz oscillators).
     out_hz : float
@@ -45,7 +49,6 @@ class CycloneVPLL(wiring.Component):
 
     Members
     -------
-    refclk : ``In(1)``
     rst : ``In(1)``
         Resets the PLL (active high); tie to 0 to run from configuration.
     outclk : ``Out(1)``
@@ -56,15 +59,19 @@ class CycloneVPLL(wiring.Component):
     ------
     TypeError, ValueError
         If a frequency is not a number in the range the Cyclone V PLL supports (5 to 800 MHz
-        reference, 1 to 550 MHz output).
+        reference, 1 to 550 MHz output), or ``refclk`` is not one bit wide.
     """
 
-    refclk: In(1)
     rst: In(1)
     outclk: Out(1)
     locked: Out(1)
 
-    def __init__(self, *, ref_hz=50e6, out_hz):
+    def __init__(self, *, refclk, ref_hz=50e6, out_hz):
+        if not isinstance(refclk, IOValue):
+            refclk = Value.cast(refclk)
+        if len(refclk) != 1:
+            raise ValueError(f"refclk must be one bit wide, not {len(refclk)}")
+        self._refclk = refclk
         self._ref_hz = check_hz("ref_hz", ref_hz, *REF_RANGE_HZ)
         self._out_hz = check_hz("out_hz", out_hz, *OUT_RANGE_HZ)
         super().__init__()
@@ -92,7 +99,7 @@ class CycloneVPLL(wiring.Component):
         m.submodules.pll = Instance(
             "altera_pll",
             **{f"p_{name}": value for name, value in self.parameters().items()},
-            i_refclk=self.refclk,
+            i_refclk=self._refclk,
             i_rst=self.rst,
             i_fbclk=Const(0),
             o_outclk=self.outclk,

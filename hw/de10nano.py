@@ -117,10 +117,10 @@ class DE10NanoTop(Elaboratable):
             if params.get("max_burst", 1) >= 1 << SDRAM_BURST_WIDTH:
                 raise ValueError(f"max_burst must be below {1 << SDRAM_BURST_WIDTH} beats for the "
                                  f"FPGA-to-SDRAM port, not {params['max_burst']}")
-            check_hz("clock_hz", clock_hz, *OUT_RANGE_HZ)
+            check_hz("clock_hz", clock_hz, *OUT_RANGE_HZ)      # the PLL's output range
             self._accel_params = params
             self._accel = Accelerator(**params)
-            self._pll = CycloneVPLL(ref_hz=_REF_HZ, out_hz=clock_hz)
+            self._clock_hz = float(clock_hz)
         except Exception:
             self._MustUse__silence = True       # a top that could not be built is not "unused"
             raise
@@ -131,14 +131,15 @@ class DE10NanoTop(Elaboratable):
 
     @property
     def clock_hz(self):
-        return self._pll.out_hz
+        return self._clock_hz
 
     def elaborate(self, platform):
         m = Module()
 
-        m.submodules.clk50 = clk50 = io.Buffer("i", platform.request("clk50", 0, dir="-"))
-        m.submodules.pll = pll = self._pll
-        m.d.comb += [pll.refclk.eq(clk50.i), pll.rst.eq(0)]
+        # The pin goes straight to the PLL (its dedicated clock input path), not through a buffer.
+        clk50 = platform.request("clk50", 0, dir="-")
+        m.submodules.pll = pll = CycloneVPLL(refclk=clk50.io, ref_hz=_REF_HZ, out_hz=self._clock_hz)
+        m.d.comb += pll.rst.eq(0)
         m.domains.sync = ClockDomain("sync")
         m.d.comb += ClockSignal("sync").eq(pll.outclk)
 
@@ -236,8 +237,8 @@ def build_project(out_dir, top, *, name=PROJECT_NAME):
 
 #: Yosys's own black box of ``altiobuf_out`` (read by ``synth_intel_alm``) lacks the ``oe``
 #: port that Amaranth's Intel platform connects: the top's output buffers are retyped to this
-#: one before synthesis. The other Intel primitives (``altera_pll``, ``altiobuf_in``,
-#: ``altera_std_synchronizer``) use Yosys's black boxes.
+#: one before synthesis. The other Intel primitives (``altera_pll``, ``altera_std_synchronizer``)
+#: use Yosys's black boxes.
 VENDOR_BLACKBOXES = """\
 (* blackbox *) module lmflow_altiobuf_out #(parameter enable_bus_hold = "FALSE",
     parameter use_differential_mode = "FALSE", parameter use_oe = "FALSE", parameter number_of_channels = 1) (

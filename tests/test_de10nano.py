@@ -8,6 +8,7 @@ import re
 import subprocess
 
 import pytest
+from amaranth.hdl import Signal
 
 from hw import de10nano
 from hw.cyclonev_hps import F2SDRAM_CONFIG, MODULE, atom_stubs_verilog, wrapper_ports, wrapper_verilog
@@ -54,7 +55,7 @@ def test_top_init_wrong_burst():
 
 
 def test_pll_parameters():
-    pll = CycloneVPLL(ref_hz=50e6, out_hz=100e6)
+    pll = CycloneVPLL(refclk=Signal(), ref_hz=50e6, out_hz=100e6)
     p = pll.parameters()
     assert p["reference_clock_frequency"] == "50.0 MHz"
     assert p["output_clock_frequency0"] == "100.000000 MHz"
@@ -65,7 +66,12 @@ def test_pll_parameters():
 @pytest.mark.parametrize("out_hz,error", [(0.5e6, ValueError), (600e6, ValueError), ("100", TypeError)])
 def test_pll_wrong_out_hz(out_hz, error):
     with pytest.raises(error, match=r"^out_hz must be "):
-        CycloneVPLL(out_hz=out_hz)
+        CycloneVPLL(refclk=Signal(), out_hz=out_hz)
+
+
+def test_pll_wrong_refclk():
+    with pytest.raises(ValueError, match=r"^refclk must be one bit wide, not 2"):
+        CycloneVPLL(refclk=Signal(2), out_hz=100e6)
 
 
 def _verilog_ports(text, module):
@@ -125,6 +131,8 @@ def test_project_sdc_constrains_the_clocks(project):
     assert '.output_clock_frequency0("100.000000 MHz")' in top
     assert '.reference_clock_frequency("50.0 MHz")' in top
     assert re.search(rf"\b{MODULE} hps \(", top)
+    # The clock pin drives the PLL directly (dedicated clock path), not through an I/O buffer.
+    assert re.search(r"altera_pll #\(.*?\) pll \(.*?\.refclk\(clk50_0__io\)", top, re.S)
 
 
 def test_verilator_lint(project, tmp_path):
