@@ -28,7 +28,11 @@ class Accelerator(wiring.Component):
     """
 
     def __init__(self, **engine_params):
-        self._engine = ConvEngine(**engine_params)
+        try:
+            self._engine = ConvEngine(**engine_params)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True      # a top that could not be built is not "unused"
+            raise
         e = self._engine
         super().__init__({
             "csr": Out(SlaveSignature(addr_width=REG_ADDR_WIDTH)),

@@ -37,7 +37,11 @@ __all__ = ["HardwareConfig", "load_hw_config", "default_hw_config_path", "check_
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
 
-_KEYS = ("name", "pe_count", "simd_lanes", "max_kernel", "max_in_channels", "pipeline", "clock_mhz")
+_KEYS = ("name", "pe_count", "simd_lanes", "max_kernel", "max_in_channels", "pipeline", "clock_mhz", "engine")
+_OPTIONAL_KEYS = ("name", "engine")
+#: Keys of the optional ``engine`` section (the convolution engine's buffers and bursts); each a
+#: power of two. Defaults in :data:`hw.build.ENGINE_DEFAULTS`.
+_ENGINE_KEYS = ("act_buffer_words", "weight_buffer_words", "max_burst")
 _PIPELINE_KEYS = ("popcount_stages",)
 
 
@@ -61,6 +65,9 @@ class HardwareConfig:
     popcount_stages : int
         Register stages in each popcount tree (``pipeline.popcount_stages``).
     clock_mhz : float
+    engine : dict
+        The ``engine`` section as given (``act_buffer_words``, ``weight_buffer_words``,
+        ``max_burst``); missing keys take :data:`hw.build.ENGINE_DEFAULTS`.
     source : str
         Where the configuration came from (file path or ``"<dict>"``), used in messages.
     """
@@ -72,6 +79,7 @@ class HardwareConfig:
     max_in_channels: int
     popcount_stages: int
     clock_mhz: float
+    engine: dict = field(default_factory=dict)
     source: str = field(default="<dict>", compare=False)
 
     @classmethod
@@ -94,7 +102,7 @@ class HardwareConfig:
             if key not in _KEYS:
                 fail(key, f"unknown key (expected one of {', '.join(_KEYS)})")
         for key in _KEYS:
-            if key not in data and key != "name":
+            if key not in data and key not in _OPTIONAL_KEYS:
                 fail(key, "missing")
 
         def integer(key, value, minimum):
@@ -135,19 +143,29 @@ class HardwareConfig:
                 or clock <= 0:
             fail("clock_mhz", f"must be a positive number, not {clock!r}")
 
+        engine = data.get("engine", {})
+        if not isinstance(engine, dict):
+            fail("engine", f"must be a mapping with {', '.join(_ENGINE_KEYS)}, not {engine!r}")
+        for key, value in engine.items():
+            if key not in _ENGINE_KEYS:
+                fail(f"engine.{key}", f"unknown key (expected one of {', '.join(_ENGINE_KEYS)})")
+            integer(f"engine.{key}", value, 1)
+            if value & (value - 1):
+                fail(f"engine.{key}", f"must be a power of two, not {value!r}")
+
         name = data.get("name", os.path.splitext(os.path.basename(source))[0])
         if not isinstance(name, str) or not name:
             fail("name", f"must be a non-empty string, not {name!r}")
         return cls(name=name, pe_count=pe_count, simd_lanes=simd_lanes, max_kernel=max_kernel,
                    max_in_channels=max_in_channels, popcount_stages=stages,
-                   clock_mhz=float(clock), source=source)
+                   clock_mhz=float(clock), engine=dict(engine), source=source)
 
     def to_dict(self):
         """The configuration as a YAML-ready dictionary (inverse of :meth:`from_dict`)."""
         return {"name": self.name, "pe_count": self.pe_count, "simd_lanes": self.simd_lanes,
                 "max_kernel": self.max_kernel, "max_in_channels": self.max_in_channels,
                 "pipeline": {"popcount_stages": self.popcount_stages},
-                "clock_mhz": self.clock_mhz}
+                "clock_mhz": self.clock_mhz, **({"engine": dict(self.engine)} if self.engine else {})}
 
     @property
     def acc_bound(self):

@@ -101,6 +101,33 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, *, pe_count, simd_lanes, acc_bound, act_buffer_words, weight_buffer_words,
                  popcount_stages=2, max_burst=64):
+        try:
+            self._check(pe_count, simd_lanes, acc_bound, act_buffer_words, weight_buffer_words,
+                        popcount_stages, max_burst)
+        except (TypeError, ValueError):
+            self._MustUse__silence = True      # an engine that could not be built is not "unused"
+            raise
+        bus = 2 * self._s
+        super().__init__({
+            "rd": Out(ReadMasterSignature(data_width=bus, burst_width=self._max_burst.bit_length())),
+            "wr": Out(WriteMasterSignature(data_width=bus, burst_width=self._max_burst.bit_length())),
+            "start": In(1),
+            "desc_addr": In(32),
+            "desc_count": In(16),
+            "window_base": In(32),
+            "window_size": In(32),
+            "busy": Out(1),
+            "finished": Out(1),
+            "error_code": Out(8),
+            "error_index": Out(8),
+            "error_layer": Out(8),
+            "layer_done": Out(1),
+            "layer_index": Out(8),
+            "layer_cycles": Out(32),
+        })
+
+    def _check(self, pe_count, simd_lanes, acc_bound, act_buffer_words, weight_buffer_words,
+               popcount_stages, max_burst):
         self._p = check_int("pe_count", pe_count, minimum=8)
         self._s = check_int("simd_lanes", simd_lanes, minimum=8)
         self._acc_bound = check_int("acc_bound", acc_bound, minimum=1)
@@ -120,23 +147,6 @@ class ConvEngine(wiring.Component):
         bus = 2 * self._s
         if self._p * self._acc_bits < bus or self._p * self._record.bits < bus:
             raise ValueError(f"pe_count {self._p} is too small for a {bus}-bit bus")
-        super().__init__({
-            "rd": Out(ReadMasterSignature(data_width=bus, burst_width=self._max_burst.bit_length())),
-            "wr": Out(WriteMasterSignature(data_width=bus, burst_width=self._max_burst.bit_length())),
-            "start": In(1),
-            "desc_addr": In(32),
-            "desc_count": In(16),
-            "window_base": In(32),
-            "window_size": In(32),
-            "busy": Out(1),
-            "finished": Out(1),
-            "error_code": Out(8),
-            "error_index": Out(8),
-            "error_layer": Out(8),
-            "layer_done": Out(1),
-            "layer_index": Out(8),
-            "layer_cycles": Out(32),
-        })
 
     pe_count = property(lambda self: self._p)
     simd_lanes = property(lambda self: self._s)
@@ -181,11 +191,16 @@ class ConvEngine(wiring.Component):
                                                    popcount_stages=self._popcount_stages)
         m.submodules.thresh = thresh = ThresholdUnit(channels=P, acc_bound=self._acc_bound)
         m.submodules.act_mem = act_mem = Memory(shape=unsigned(BUS), depth=self._act_words, init=[])
-        m.submodules.wt_mem = wt_mem = Memory(shape=unsigned(P * S), depth=2 * self._wt_words, init=[])
+        # The weight buffer is P*S bits wide and written one bus word at a time: one memory per bus
+        # word of a weight word (a single write enable each, which every block-RAM mapper takes;
+        # one wide memory with a write granularity is not mapped to M10K by every tool).
+        wt_banks = []
+        for i in range(P * S // BUS):
+            mem = Memory(shape=unsigned(BUS), depth=2 * self._wt_words, init=[])
+            m.submodules[f"wt_mem{i}"] = mem
+            wt_banks.append((mem.write_port(), mem.read_port()))
         act_wp = act_mem.write_port()
         act_rp = act_mem.read_port()
-        wt_wp = wt_mem.write_port(granularity=BUS)
-        wt_rp = wt_mem.read_port()
         wbeat = data.StructLayout({"addr": 32, "burst": self._max_burst.bit_length(), "data": BUS,
                                    "be": BUS // 8})
         m.submodules.wfifo = wfifo = fifo.SyncFIFOBuffered(width=wbeat.size, depth=max(8, 2 * RAW_BEATS))
@@ -262,9 +277,9 @@ class ConvEngine(wiring.Component):
         m.d.comb += [
             act_wp.data.eq(rdata),
             act_wp.addr.eq(ld_rowbase | ld_col),
-            wt_wp.data.eq(rdata.replicate(WW_BEATS)),
-            wt_wp.addr.eq(ld_waddr),
         ]
+        for wp, _ in wt_banks:
+            m.d.comb += [wp.data.eq(rdata), wp.addr.eq(ld_waddr)]
         with m.If(self.rd.readdatavalid):
             m.d.sync += rx_count.eq(rx_count + 1)
             with m.Switch(ld):
@@ -280,9 +295,9 @@ class ConvEngine(wiring.Component):
                     with m.Else():
                         m.d.sync += ld_col.eq(ld_col + 1)
                 with m.Case(LD_WGT):
-                    for i in range(WW_BEATS):
+                    for i, (wp, _) in enumerate(wt_banks):
                         with m.If(ld_chunk == i):
-                            m.d.comb += wt_wp.en[i].eq(1)
+                            m.d.comb += wp.en.eq(1)
                     if WW_BEATS > 1:
                         m.d.sync += ld_chunk.eq(ld_chunk + 1)
                         with m.If(ld_chunk == WW_BEATS - 1):
@@ -345,9 +360,9 @@ class ConvEngine(wiring.Component):
             advance.eq(~b_valid | pe_array.i_stream.ready),
             act_rp.addr.eq(gbase + (srow << cb) | scol),
             act_rp.en.eq(advance),
-            wt_rp.addr.eq(Cat(widx[:len(wt_rp.addr) - 1], tile[0])),
-            wt_rp.en.eq(advance),
         ]
+        for _, rp in wt_banks:
+            m.d.comb += [rp.addr.eq(Cat(widx[:len(rp.addr) - 1], tile[0])), rp.en.eq(advance)]
         last_tap = Signal()
         last_group = Signal()
         m.d.comb += [
@@ -394,7 +409,7 @@ class ConvEngine(wiring.Component):
             pe_array.i_stream.valid.eq(b_valid),
             pe_array.i_stream.payload.planes[0].eq(Mux(b_pad, 0, act_word[:S])),
             pe_array.i_stream.payload.planes[1].eq(Mux(b_pad, 0, act_word[S:])),
-            pe_array.i_stream.payload.weights.eq(wt_rp.data),
+            pe_array.i_stream.payload.weights.eq(Cat(rp.data for _, rp in wt_banks)),
             pe_array.i_stream.payload.first.eq(b_first),
             pe_array.i_stream.payload.last.eq(b_last),
         ]

@@ -26,14 +26,15 @@ from .threshold import ThresholdUnit
 __all__ = ["COMPONENTS", "build_component", "to_verilog", "write_if_changed", "export", "main"]
 
 #: Component names (also the Verilog module and file names), in export order.
-COMPONENTS = ("popcount", "pe", "pe_array", "threshold")
+COMPONENTS = ("popcount", "pe", "pe_array", "threshold", "accelerator")
 
 
 def build_component(name, cfg):
     """The component ``name`` (one of :data:`COMPONENTS`) for hardware configuration ``cfg``.
 
     The popcount and the PE are exported at the array's lane count; the PE is the standalone
-    form (``subtract_ones=True``); the threshold unit takes one beat of the array's output.
+    form (``subtract_ones=True``); the threshold unit takes one beat of the array's output; the
+    accelerator is the whole engine with its register file (:func:`hw.build.build_accelerator`).
     """
     if name == "popcount":
         return Popcount(width=cfg.simd_lanes, stages=cfg.popcount_stages)
@@ -45,6 +46,9 @@ def build_component(name, cfg):
                        popcount_stages=cfg.popcount_stages)
     if name == "threshold":
         return ThresholdUnit(channels=cfg.pe_count, acc_bound=cfg.acc_bound)
+    if name == "accelerator":
+        from .build import build_accelerator
+        return build_accelerator(cfg)
     raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, not {name!r}")
 
 

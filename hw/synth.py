@@ -24,7 +24,8 @@ than the default) with:
 * per-PE and per-lane figures for the PE array.
 
 Yosys does not pack LUTs into ALMs, so ``luts`` over-counts the ALMs Quartus would use (two
-small LUTs share an ALM). ``DEFAULT_COMPONENTS`` are the PE array and the threshold unit.
+small LUTs share an ALM). ``DEFAULT_COMPONENTS`` are the PE array, the threshold unit and the
+whole accelerator (engine, buffers, register file).
 """
 
 import argparse
@@ -43,7 +44,7 @@ from .export import COMPONENTS, build_component, to_verilog, write_if_changed
 __all__ = ["DEFAULT_COMPONENTS", "yosys_path", "synthesize", "summarize", "logic_depth",
            "format_table", "main"]
 
-DEFAULT_COMPONENTS = ("pe_array", "threshold")
+DEFAULT_COMPONENTS = ("pe_array", "threshold", "accelerator")
 
 _LUT_INPUTS = {"MISTRAL_ALUT6": 6, "MISTRAL_ALUT5": 5, "MISTRAL_ALUT4": 4, "MISTRAL_ALUT3": 3,
                "MISTRAL_ALUT2": 2, "MISTRAL_NOT": 1}
@@ -183,7 +184,7 @@ def synthesize(name, cfg, work_dir):
         netlist = json.load(f)
     report = {"component": name, "config": cfg.name, "config_file": cfg.source,
               "hardware": cfg.to_dict(), "acc_bound": cfg.acc_bound, "acc_width": cfg.acc_width,
-              "latency": component.latency, **summarize(stat, netlist, name),
+              "latency": getattr(component, "latency", None), **summarize(stat, netlist, name),
               "yosys_seconds": round(seconds, 1)}
     if name == "pe_array":
         report["per_pe"] = {"luts": report["luts"] / cfg.pe_count, "ffs": report["ffs"] / cfg.pe_count}

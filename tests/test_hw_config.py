@@ -136,3 +136,26 @@ def test_kernel_too_large():
     one = HardwareConfig.from_dict(dict(GOOD, max_kernel=1, max_in_channels=10000), source="k1.yaml")
     with pytest.raises(ConfigError, match=r"max_kernel is 1, larger kernels in layer conv2 \(3x3\)"):
         check_network(one, net)
+
+
+def test_engine_section():
+    from hw.build import ENGINE_DEFAULTS, accelerator_kwargs, engine_params
+    cfg = load_hw_config()
+    assert cfg.engine == {"act_buffer_words": 4096, "weight_buffer_words": 256, "max_burst": 64}
+    kw = accelerator_kwargs(cfg)
+    assert (kw["pe_count"], kw["simd_lanes"], kw["acc_bound"], kw["act_buffer_words"]) == (32, 64, 27648, 4096)
+    small = HardwareConfig.from_dict(dict(GOOD, pe_count=8, engine={"max_burst": 8}))
+    assert accelerator_kwargs(small)["max_burst"] == 8
+    assert accelerator_kwargs(small)["act_buffer_words"] == ENGINE_DEFAULTS["act_buffer_words"]
+    assert engine_params(small).pe_count == 8
+
+
+@pytest.mark.parametrize("engine,message", [
+    ({"act_buffer_words": 3000}, "engine.act_buffer_words: must be a power of two, not 3000"),
+    ({"weight_buffer_words": 0}, "engine.weight_buffer_words: must be an integer >= 1, not 0"),
+    ({"fifo": 8}, "engine.fifo: unknown key"),
+    ([1, 2], "engine: must be a mapping"),
+])
+def test_wrong_engine(engine, message):
+    with pytest.raises(ConfigError, match=message):
+        HardwareConfig.from_dict(dict(GOOD, engine=engine), "x.yaml")

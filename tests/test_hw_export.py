@@ -22,13 +22,16 @@ def test_build_component_follows_config():
     assert _elaborated(build_component("threshold", cfg)).channels == 3
     assert _elaborated(build_component("popcount", cfg)).width == 16
     assert _elaborated(build_component("pe", cfg)).acc_bound == 1296
-    with pytest.raises(ValueError, match=r"^component must be one of popcount, pe, pe_array, threshold, not 'x'$"):
+    with pytest.raises(ValueError, match=r"^component must be one of popcount, pe, pe_array, threshold, accelerator, not 'x'$"):
         build_component("x", cfg)
 
 
+ARRAY_COMPONENTS = [name for name in COMPONENTS if name != "accelerator"]
+
+
 def test_export(tmp_path):
-    paths = export(load_hw_config("test_p4_s8"), str(tmp_path))
-    assert list(paths) == list(COMPONENTS)
+    paths = export(load_hw_config("test_p4_s8"), str(tmp_path), ARRAY_COMPONENTS)
+    assert list(paths) == ARRAY_COMPONENTS
     for name, path in paths.items():
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -55,3 +58,14 @@ def test_main(tmp_path, capsys):
     assert "cannot read hardware configuration" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "bogus"])
+
+
+def test_export_accelerator(tmp_path):
+    # The accelerator needs P to be a multiple of 8 dividing S (test_p8_s32); the array-only
+    # test configurations (P = 3, 4) cannot build one and say so.
+    path = export(load_hw_config("test_p8_s32"), str(tmp_path), ["accelerator"])["accelerator"]
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert "module accelerator(" in text and "csr__address" in text and "wr__byteenable" in text
+    with pytest.raises(ValueError, match="pe_count must be an integer >= 8, not 4"):
+        build_component("accelerator", load_hw_config("test_p4_s8"))
