@@ -247,8 +247,8 @@ endmodule
 """
 
 #: Block RAM mapping for the report. Yosys's own M10K rule (``memory_bram``, one write enable)
-#: cannot map a memory written in lanes, such as the engine's weight buffer (one write enable
-#: per 128-bit lane), and would build it from flip-flops; Quartus uses the M10K's byte enables.
+#: cannot map a memory written in lanes (byte enables, or several write enables over a wide word)
+#: and would build it from flip-flops; Quartus uses the M10K's byte enables.
 #: Memories of at least :data:`M10K_MIN_WORDS` words are therefore mapped first with
 #: ``memory_libmap`` and this description of the M10K (8192 x 1 to 256 x 40, one write and one
 #: read port on one clock, old data on a read during a write), which splits a memory into one
