@@ -300,6 +300,9 @@ def execute_descriptor(memory, desc):
 def execute_program(memory, desc_addr, count, params, window=None):
     """Run ``count`` descriptors from ``desc_addr``; stop at the first invalid one.
 
+    A descriptor address not aligned to the bus word stops the list with ``ERR_ALIGN``, one
+    outside the window (or the memory) with ``ERR_ADDRESS``, as the engine does before fetching.
+
     Returns
     -------
     error : int
@@ -309,6 +312,10 @@ def execute_program(memory, desc_addr, count, params, window=None):
     """
     for i in range(count):
         a = desc_addr + i * DESCRIPTOR.nbytes
+        if a % params.bus_bytes:
+            return ERR_ALIGN, i
+        if window is not None and (a < window[0] or a + DESCRIPTOR.nbytes > window[0] + window[1]):
+            return ERR_ADDRESS, i
         if a + DESCRIPTOR.nbytes > len(memory):
             return ERR_ADDRESS, i
         try:

@@ -189,3 +189,24 @@ async def test_cycle_model(dut):
             f"cycle case {case} (latency {latency}): RTL layer cycles {status['layer_cycles']} total "
             f"{status['total_cycles']}, model {each} total {total}; layers: "
             + "; ".join(layer.describe() for layer in layers))
+
+
+@cocotb.test()
+async def test_descriptor_list_outside_the_window(dut):
+    """A descriptor list that is misaligned or outside the window stops before any fetch."""
+    tb = AcceleratorTB(dut)
+    await tb.start()
+    rng = np.random.default_rng(13)
+    image, desc_addr, descs, _, _ = build_case(rng, tb.params, [random_layer(rng, tb.params)], tb.base, tb.size)
+    await tb.load(image)
+    for addr, window, err in ((desc_addr + 1, None, ERR_ALIGN),
+                              (desc_addr, (desc_addr + 64, tb.size - (desc_addr - tb.base) - 64), ERR_ADDRESS)):
+        expected = np.concatenate([np.zeros(tb.base, np.uint8), image.copy()])
+        model = execute_program(expected, addr, 1, tb.params, window or (tb.base, tb.size))
+        status = await tb.run_list(addr, 1, window=window)
+        assert model == (err, 0), f"model: {model}"
+        assert (status["error_code"], status["error_index"], status["layers_done"]) == (err, 0, 0), report(
+            f"descriptor list at 0x{addr:x}: registers say {ERROR_NAMES.get(status['error_code'])} at "
+            f"{status['error_index']}, expected {ERROR_NAMES[err]}")
+        got = (await tb.dump())[:tb.size]
+        assert np.array_equal(got, image), report("a list stopped before its fetch changed memory")
