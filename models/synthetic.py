@@ -65,16 +65,16 @@ class SyntheticConfig:
     width: int = 128
     shapes: tuple = (3, 7)                  # number of foreground shapes, inclusive
     shape_radius: tuple = (7.0, 26.0)       # mean radius of a shape in frame 1
-    bg_translation: float = 3.0             # |tx|, |ty| of the background (camera) motion
-    bg_rotation: float = 2.0
-    bg_scale: tuple = (0.97, 1.03)
-    fg_translation: float = 5.0             # a shape's own motion, added to the camera's
-    fg_rotation: float = 8.0
-    fg_scale: tuple = (0.93, 1.07)
+    bg_translation: float = 6.0             # |tx|, |ty| of the background (camera) motion
+    bg_rotation: float = 3.0
+    bg_scale: tuple = (0.95, 1.05)
+    fg_translation: float = 9.0             # a shape's own motion, added to the camera's
+    fg_rotation: float = 12.0
+    fg_scale: tuple = (0.9, 1.1)
     texture_size: int = 64                  # period of a texture in canonical pixels
     bg_texture_size: int = 128
-    texture_beta: tuple = (0.6, 1.4)        # spectral slope: amplitude ~ 1/f**beta (natural images: ~1)
-    texture_cutoff: tuple = (0.3, 0.5)      # highest frequency, cycles per texel (0.5 = Nyquist)
+    texture_beta: tuple = (0.8, 1.8)        # spectral slope: amplitude ~ 1/f**beta (natural images: ~1)
+    texture_cutoff: tuple = (0.2, 0.5)      # highest frequency, cycles per texel (0.5 = Nyquist)
 
 
 @dataclass
@@ -155,7 +155,7 @@ def _apply(a, pts):
     return pts @ a[:, :2].T + a[:, 2]
 
 
-def periodic_texture(rng, size, beta=(0.6, 1.4), cutoff=(0.3, 0.5)):
+def periodic_texture(rng, size, beta=(0.8, 1.8), cutoff=(0.2, 0.5)):
     """A random periodic colour texture (size, size, 3) in [0, 1].
 
     Power-law filtered noise (``1/f**beta``, random ``beta``) drawn in the Fourier domain, so it

@@ -315,6 +315,13 @@ def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert set(results) == {"float", "quant"}
     QuantizedModel(cfg, weights)
+    # re-estimating the batch norms again gives the same statistics (same seeded batches)
+    train.main(args + ["--recalibrate-only"])
+    weights2, _, meta2 = load_weights(q_path)
+    assert meta2["bn_recalibrated"]["val_epe_before"] == pytest.approx(meta2["metrics"]["val_epe_synthetic"], abs=1e-3)
+    for name in weights:
+        for p in weights[name]:
+            assert np.allclose(weights[name][p], weights2[name][p], rtol=1e-5, atol=1e-6), (name, p)
 
 
 def test_lr_schedule():
@@ -357,3 +364,47 @@ def test_shipped_weights_errors(monkeypatch, tmp_path):
         load_default_weights()
     with pytest.raises(WeightsError, match="shipped weights are missing"):
         pretrained.default_float_weights_path()
+
+
+# ------------------------------------------------------------------------------------------------
+# Evaluation (numpy and OpenCV; no PyTorch)
+
+def test_eval_writes_every_method_for_synthetic_and_chairs(tmp_path):
+    pytest.importorskip("cv2")
+    from PIL import Image
+    from models.chairs import SPLIT_FILE
+    from models.flow import write_flo
+    from models.generate import random_weights
+    from train import eval as ev
+    cfg = _cfg("lmflownet_tiny.yaml")
+    save_weights(tmp_path / "q.npz", random_weights(cfg, seed=1), cfg)
+    save_weights(tmp_path / "f.npz", random_weights(cfg, seed=2), cfg)
+    chairs = tmp_path / "chairs" / "data"
+    chairs.mkdir(parents=True)
+    for i in range(1, 4):                       # Flying Chairs layout at twice the network's size
+        p = make_pair(i, EVAL_STREAM)
+        Image.fromarray(p.frame1[:32, :48]).save(chairs / f"{i:05d}_img1.ppm")
+        Image.fromarray(p.frame2[:32, :48]).save(chairs / f"{i:05d}_img2.ppm")
+        write_flo(chairs / f"{i:05d}_flow.flo", p.flow[:32, :48])
+    (tmp_path / "chairs" / SPLIT_FILE).write_text("1\n2\n2\n")
+    out = tmp_path / "eval.json"
+    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"),
+             "--pairs", "3", "--chairs", str(tmp_path / "chairs"), "--out", str(out), "--no-progress"])
+    results = json.loads(out.read_text())
+    assert set(results) == {"synthetic", "flying_chairs_val"}
+    for r in results.values():
+        assert set(r) == {"float", "quantized", "farneback", "dis"}
+        assert all(np.isfinite(v) and v >= 0 for v in r.values())
+    details = json.loads((tmp_path / "eval_details.json").read_text())
+    assert details["pairs"] == {"synthetic": 3, "flying_chairs_val": 2}
+    assert "original work" in ev.format_table(results)
+
+
+def test_eval_upsample_flow_scales_vectors():
+    pytest.importorskip("cv2")
+    from train.eval import upsample_flow
+    flow = np.zeros((4, 6, 2), np.float32)
+    flow[..., 0], flow[..., 1] = 1.5, -2.0
+    up = upsample_flow(flow, 16, 24)
+    assert up.shape == (16, 24, 2)
+    assert np.allclose(up[..., 0], 6.0) and np.allclose(up[..., 1], -8.0)
