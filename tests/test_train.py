@@ -225,24 +225,38 @@ def test_quantized_export_matches_golden_model(torch, name, tmp_path):
     _check_quantized_export(torch, cfg, m, frames, tmp_path)
 
 
-def test_quantized_export_float32_inference_close_to_golden(torch, tmp_path):
-    """The training framework's own float32 inference: float32 rounding (relative ~1e-7 of BN
-    outputs of order 1) moves a code only where the BN output lies within ~1e-6 of a decision
-    point, and a moved code changes the accumulators it feeds by at most 3 per tap: at these
-    sizes well under 1e-3 of the codes of any layer differ and the flow stays close."""
+def test_float32_layers_differ_from_golden_only_at_near_ties(torch):
+    """The training framework's own float32 inference, layer by layer on the golden model's
+    inputs: float32 rounding of a BN output of order 1 (conv sums of up to 4608 terms, relative
+    error ~1e-7 each) is far below 1e-4, so a code may differ from the golden (exact) code only
+    where the golden BN output lies within 1e-4 of a decision point (1/3, 1, 5/3), and such
+    near-ties are rare. (End to end, a moved code feeds the next layers: with these random
+    weights one conv1 flip in 400k grows to a few percent of deconv2's codes, so float32
+    end-to-end outputs are not compared code by code; float64 ones are, above.)"""
+    from models.golden import apply_input_op
+    from models.ops import concat_channels
+    from models.thresholds import batch_norm
     from train.export import export_weights
     cfg = _cfg("lmflownet_d3_96x128.yaml")
     frames, _ = _frames(cfg, 2, seed=5)
     m = _random_model(torch, cfg, frames, seed=3)
-    g = QuantizedModel(cfg, export_weights(m)).run(frames, keep_tensors=True)
-    with torch.no_grad():
-        out = m(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, keep_tensors=True)
+    golden = QuantizedModel(cfg, export_weights(m))
+    g = golden.run(frames, keep_tensors=True)
+    decision = activation_code_thresholds()
     for layer in build_layers(cfg):
-        if layer.output == OUT_CODES:
-            codes = np.rint(_nchw_to_nhwc(out["tensors"][layer.name]) / (2 / 3))
-            assert (codes != g.tensors[layer.name]).mean() < 1e-3, layer.name
-    err = np.abs(_nchw_to_nhwc(out["flow"]) - g.flow)
-    assert np.mean(err) < 1e-2 * max(1.0, np.abs(g.flow).mean())
+        if layer.output != OUT_CODES:
+            continue
+        xin = apply_input_op(layer.input_op, concat_channels(
+            [golden.dequantize(i, g.tensors[i]) for i in layer.inputs]))
+        with torch.no_grad():
+            got = m.layer_forward(layer, torch.from_numpy(xin).permute(0, 3, 1, 2).float())
+        codes = np.rint(_nchw_to_nhwc(got) / (2 / 3))
+        plan = golden.plans[layer.name]
+        y = batch_norm(plan.pre_activation(xin), eps=cfg.bn_eps, **plan.bn)
+        near = np.min(np.abs(y[..., None] - decision), axis=-1) < 1e-4
+        mismatch = codes != g.tensors[layer.name]
+        assert near[mismatch].all(), layer.name
+        assert mismatch.mean() < 1e-4, layer.name
 
 
 def test_float_export_matches_float_model(torch, tmp_path):
