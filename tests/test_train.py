@@ -338,7 +338,7 @@ def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
             assert np.allclose(weights[name][p], weights2[name][p], rtol=1e-5, atol=1e-6), (name, p)
 
 
-def test_lr_schedule():
+def test_lr_schedule(torch):
     from train.train import lr_at
     assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
     assert lr_at(9, 100, 1.0, 10) == pytest.approx(1.0)
