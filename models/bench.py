@@ -12,7 +12,20 @@ import statistics
 import tempfile
 import time
 
-__all__ = ["update_bench", "median_time"]
+__all__ = ["update_bench", "median_time", "bench_weights"]
+
+
+def bench_weights(cfg):
+    """Weights the benchmarks run: the shipped trained weights when they fit ``cfg``, else seeded
+    random weights. Returns ``(weights, description)``."""
+    from .errors import WeightsError
+    from .generate import random_weights
+    try:
+        from .pretrained import load_default_weights
+        weights, _, _ = load_default_weights(cfg)
+        return weights, "shipped weights"
+    except (ImportError, WeightsError):
+        return random_weights(cfg, seed=0), "random weights (seed 0)"
 
 
 def update_bench(path, key, data):
@@ -49,7 +62,7 @@ def median_time(fn, repeat=7, warmup=1):
 
 
 def main(argv=None):
-    from .generate import random_frame_pairs, random_weights
+    from .generate import random_frame_pairs
     from .golden import FloatModel, QuantizedModel
     from .network import load_network_config
 
@@ -60,7 +73,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     cfg = load_network_config(args.config)
-    weights = random_weights(cfg, seed=0)
+    weights, source = bench_weights(cfg)
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
     t0 = time.perf_counter()
     qmodel = QuantizedModel(cfg, weights)
@@ -68,11 +81,11 @@ def main(argv=None):
     fmodel = FloatModel(cfg, weights)
     q = median_time(lambda: qmodel.run(frames), args.repeat)
     f = median_time(lambda: fmodel.run(frames), args.repeat)
-    data = {"network": cfg.name, "resolution": [cfg.height, cfg.width],
+    data = {"network": cfg.name, "resolution": [cfg.height, cfg.width], "weights": source,
             "quantized_forward_s": round(q, 6), "float_forward_s": round(f, 6),
             "quantized_plan_s": round(plan_s, 6), "repeat": args.repeat}
     update_bench(args.out, "golden", data)
-    print(f"golden model, {cfg.name} at {cfg.height}x{cfg.width}, median of {args.repeat}:")
+    print(f"golden model, {cfg.name} at {cfg.height}x{cfg.width}, {source}, median of {args.repeat}:")
     print(f"  quantized forward pass  {q * 1e3:8.1f} ms")
     print(f"  float forward pass      {f * 1e3:8.1f} ms")
     print(f"  quantized model plan    {plan_s * 1e3:8.1f} ms (threshold folding, once per model)")

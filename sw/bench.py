@@ -14,8 +14,10 @@ __all__ = ["main", "measure"]
 
 
 def measure(cfg, backend="golden", repeat=7, seed=0):
-    """Run the default-engine runtime on random weights and frames; returns the ``host`` entry."""
-    from models.generate import random_frame_pairs, random_weights
+    """Run the default-engine runtime on the benchmark weights (shipped, else random) and random
+    frames; returns the ``host`` entry."""
+    from models.bench import bench_weights
+    from models.generate import random_frame_pairs
     from models.golden import QuantizedModel
 
     from .backends import get_transport
@@ -23,7 +25,7 @@ def measure(cfg, backend="golden", repeat=7, seed=0):
     from .runtime import FlowRuntime
 
     params = default_engine_params()
-    model = QuantizedModel(cfg, random_weights(cfg, seed=seed))
+    model = QuantizedModel(cfg, bench_weights(cfg)[0])
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
     with FlowRuntime(model, get_transport(backend, params), params) as runtime:
         runtime.run(frames)                                          # warm-up

@@ -17,6 +17,7 @@ leaves no partial file.
 
 import argparse
 import contextlib
+import importlib
 import os
 import shutil
 import sys
@@ -104,7 +105,7 @@ def _load_model(args):
         weights, wcfg, _ = load_weights(args.weights, cfg)
     else:
         try:
-            from models import pretrained
+            pretrained = importlib.import_module("models.pretrained")
         except ImportError:
             raise CommandError("no shipped weights in this build (models.pretrained is missing); "
                                "pass --weights W.npz") from None
