@@ -92,5 +92,16 @@ def main(argv=None):
     print(f"written to {args.out} under 'golden'")
 
 
+def _run():
+    """Entry point: a bad configuration or weights file gives one line and exit status 2."""
+    import sys
+    from models.errors import LMFlowError
+    try:
+        return main()
+    except LMFlowError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(_run())
