@@ -11,8 +11,7 @@ import time
 
 from models.bench import update_bench
 
-from .build import accelerator_kwargs
-from .config import load_hw_config
+from models.hwconfig import check_target, load_hw_config
 
 __all__ = ["main", "summarize"]
 
@@ -43,16 +42,15 @@ def main(argv=None):
     parser.add_argument("--out", default="build/bench.json")
     parser.add_argument("--config", default=None, help="hardware configuration (name or YAML path)")
     args = parser.parse_args(argv)
-    cfg = load_hw_config(args.config)
+    cfg = check_target(load_hw_config(args.config), "accelerator")
     t0 = time.perf_counter()
-    results = run_network(args.config)
+    results = run_network(cfg)
     wall = time.perf_counter() - t0
     data = summarize(results, cfg)
     data["run_wall_s"] = round(wall, 1)
     update_bench(args.out, "accelerator", data)
-    kw = accelerator_kwargs(cfg)
-    print(f"accelerator {cfg.name}: P={kw['pe_count']} x S={kw['simd_lanes']} = "
-          f"{kw['pe_count'] * kw['simd_lanes']} MACs/cycle at {cfg.clock_mhz} MHz, memory latency "
+    print(f"accelerator {cfg.name}: P={cfg.pe_count} x S={cfg.simd_lanes} = "
+          f"{cfg.macs_per_cycle} MACs/cycle at {cfg.clock_mhz} MHz, memory latency "
           f"{results['latency']} cycles")
     print(f"{'layer':16s} {'cycles':>9s} {'model':>9s} {'MACs':>12s} {'util':>6s} {'ms':>7s}")
     for name, e in list(data["layers"].items()) + [("total", data["total"])]:

@@ -33,6 +33,8 @@ from amaranth.hdl import ClockSignal, Instance, Module, Shape
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from models import board
+
 from .avalon_merge import ReadWriteMasterSignature
 from .axi3 import AXI3Signature
 
@@ -41,11 +43,12 @@ __all__ = ["CycloneVHPS", "MODULE", "LW_ADDR_WIDTH", "LW_ID_WIDTH", "SDRAM_DATA_
 
 #: Name of the wrapper module (and of its file, ``MODULE + ".v"``).
 MODULE = "lmflow_hps"
-LW_ADDR_WIDTH = 21
-LW_ID_WIDTH = 12
-SDRAM_DATA_WIDTH = 128
-SDRAM_ADDR_WIDTH = 32 - 4
-SDRAM_BURST_WIDTH = 8
+# The port widths are board facts the host shares: defined once in models.board.
+LW_ADDR_WIDTH = board.LW_ADDR_WIDTH
+LW_ID_WIDTH = board.LW_ID_WIDTH
+SDRAM_DATA_WIDTH = board.F2SDRAM_DATA_WIDTH
+SDRAM_ADDR_WIDTH = board.F2SDRAM_ADDR_WIDTH
+SDRAM_BURST_WIDTH = board.F2SDRAM_BURST_WIDTH
 
 #: FPGA-to-SDRAM static configuration of the standard DE10-Nano preloader (see the module doc).
 F2SDRAM_CONFIG = {

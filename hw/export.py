@@ -17,7 +17,7 @@ from amaranth.back import verilog
 
 from models.errors import LMFlowError
 
-from .config import load_hw_config
+from models.hwconfig import check_target, load_hw_config
 from .pe import PE
 from .pe_array import PEArray
 from .popcount import Popcount
@@ -89,7 +89,14 @@ def write_if_changed(path, text):
 
 
 def export(cfg, out_dir, names=COMPONENTS):
-    """Write the Verilog of ``names`` for ``cfg`` into ``out_dir``; returns the paths by name."""
+    """Write the Verilog of ``names`` for ``cfg`` into ``out_dir``; returns the paths by name.
+
+    Raises
+    ------
+    models.errors.ConfigError
+        In one line, before anything is written, if ``cfg`` cannot build one of ``names``.
+    """
+    check_target(cfg, "accelerator" if "accelerator" in names else "components")
     paths = {}
     for name in names:
         path = os.path.join(out_dir, f"{name}.v")
@@ -101,8 +108,8 @@ def export(cfg, out_dir, names=COMPONENTS):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw.export", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=None,
-                        help="hardware configuration: a name in hw/configs/ or a YAML path "
-                             "(default: hw/configs/default.yaml)")
+                        help="hardware configuration: a name in models/configs/hw/ or a YAML path "
+                             "(default: models/configs/hw/default.yaml)")
     parser.add_argument("--out", default=os.path.join("build", "verilog"),
                         help="output directory (default: build/verilog)")
     parser.add_argument("components", nargs="*", metavar="COMPONENT",
@@ -113,10 +120,10 @@ def main(argv=None):
             parser.error(f"component must be one of {', '.join(COMPONENTS)}, not {name!r}")
     try:
         cfg = load_hw_config(args.config)
+        paths = export(cfg, args.out, args.components or COMPONENTS)
     except LMFlowError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    paths = export(cfg, args.out, args.components or COMPONENTS)
     print(cfg.summary())
     for name, path in paths.items():
         print(f"  {name:10s} -> {path}")

@@ -38,7 +38,7 @@ import time
 
 from models.errors import LMFlowError
 
-from .config import default_hw_config_path, load_hw_config
+from models.hwconfig import default_hw_config_path, load_hw_config
 from .export import COMPONENTS, build_component, to_verilog, write_if_changed
 
 __all__ = ["DEFAULT_COMPONENTS", "yosys_path", "synthesize", "summarize", "logic_depth",
@@ -221,8 +221,8 @@ def format_table(reports):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m hw.synth", description=__doc__.split("\n")[0])
     parser.add_argument("--config", default=None,
-                        help="hardware configuration: a name in hw/configs/ or a YAML path "
-                             "(default: hw/configs/default.yaml)")
+                        help="hardware configuration: a name in models/configs/hw/ or a YAML path "
+                             "(default: models/configs/hw/default.yaml)")
     parser.add_argument("--out", default=os.path.join("build", "synth"),
                         help="output directory (default: build/synth)")
     parser.add_argument("components", nargs="*", metavar="COMPONENT",

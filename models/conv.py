@@ -88,6 +88,15 @@ def conv_w1a2_direct(codes, signs):
     return acc[0] if squeeze else acc
 
 
+#: Set bits of every byte value (numpy 1.24, the board's, has no np.bitwise_count).
+_POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+
+
+def popcount_bytes(packed):
+    """Set bits of each element of a uint8 array (same shape)."""
+    return _POPCOUNT8[np.asarray(packed, dtype=np.uint8)]
+
+
 def conv_w1a2_bitplane(codes, signs):
     """Integer W1A2 conv as the hardware computes it: bit-plane AND, popcount, shift, subtract.
 
@@ -103,8 +112,8 @@ def conv_w1a2_bitplane(codes, signs):
     for b in range(ACT_BITS):
         plane = ((cols >> b) & 1).astype(bool)
         packed_a = np.packbits(plane, axis=-1)                     # (pixels, bytes)
-        ones = np.bitwise_count(packed_a).sum(axis=-1, dtype=np.int64)           # popcount(a_b)
-        both = np.bitwise_count(packed_a[:, None, :] & packed_w[None, :, :]).sum(axis=-1, dtype=np.int64)
+        ones = popcount_bytes(packed_a).sum(axis=-1, dtype=np.int64)           # popcount(a_b)
+        both = popcount_bytes(packed_a[:, None, :] & packed_w[None, :, :]).sum(axis=-1, dtype=np.int64)
         acc += (2 * both - ones[:, None]) << b
     acc = acc.astype(np.int32).reshape(*codes.shape[:3], o)
     return acc[0] if squeeze else acc

@@ -3,7 +3,7 @@ and a functional model that executes descriptors on a memory image exactly as th
 
 One layer descriptor tells the engine to run one convolution::
 
-    source tensor (codes, group-major layout, at src_addr)
+    source tensor (codes, group-major layout, at src_addr; or the frame-pair image)
       -> input operation: identity | space_to_depth(2) | nearest x2 upsampling
       -> k x k conv (k = 1 or 3, stride 1, SAME zero padding) with tiled binary weights
       -> thresholds (2-bit codes) or raw accumulators
@@ -16,6 +16,14 @@ group it starts in; a consumer reads a channel range the same way.
 
 The bus word is one activation pixel-group: ``bus_bits = 2 * S`` (plane 0 in the low ``S`` bits,
 plane 1 in the high ``S`` bits), so the activation layout is a sequence of bus words.
+
+The first layer reads the network input as the host writes it: a frame-pair image
+(``src_format`` 1, ``models.formats.pack_frame_pair``: 8 bytes a pixel). Its loader turns the
+uint8 values into thermometer codes (``models.formats.frame_pair_codes``: 32 code channels a
+pixel) and applies the space_to_depth as it writes the activation buffer, so the descriptor's
+``input_op`` must be space_to_depth and ``src_channels`` 32. A bus word carries ``S / 32``
+frame-pair pixels of a row, which the loader writes as one conv-input group: only
+``S`` = 32 and 64 (one or two pixels a word) take this format.
 """
 
 from dataclasses import dataclass
@@ -24,16 +32,17 @@ import numpy as np
 
 from .conv import acc_bound as conv_acc_bound, conv_w1a2_direct
 from .errors import FormatError
-from .formats import (Field, RecordLayout, accumulator_bits, channel_groups, pack_accumulators,
-                      pack_activations, threshold_record, tiles, unpack_activations,
-                      unpack_thresholds, unpack_weights_tiled)
+from .formats import (FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, Field, RecordLayout, accumulator_bits,
+                      channel_groups, frame_pair_codes, pack_accumulators, pack_activations, threshold_record,
+                      tiles, unpack_activations, unpack_thresholds, unpack_weights_tiled)
 from .ops import space_to_depth, upsample_nearest
 from .thresholds import apply_thresholds
 
 __all__ = [
     "EngineParams", "DESCRIPTOR", "OP_CODES", "OUTPUT_CODES", "OUTPUT_RAW",
     "ERR_NONE", "ERR_KERNEL", "ERR_INPUT_OP", "ERR_SHAPE", "ERR_CAPACITY", "ERR_OVERFLOW",
-    "ERR_ALIGN", "ERR_ADDRESS", "ERROR_NAMES", "Descriptor", "validate_descriptor",
+    "ERR_ALIGN", "ERR_ADDRESS", "ERR_FORMAT", "ERROR_NAMES", "SRC_CODES", "SRC_FRAMES", "FRAME_SIMD_LANES",
+    "Descriptor", "validate_descriptor",
     "execute_descriptor", "execute_program", "row_stride", "act_buffer_words_needed",
 ]
 
@@ -42,6 +51,11 @@ OP_CODES = {"identity": 0, "space_to_depth": 1, "upsample": 2}
 #: output_mode field values.
 OUTPUT_CODES = 0
 OUTPUT_RAW = 1
+#: src_format field values: packed 2-bit codes, or the frame-pair image (uint8 pixels).
+SRC_CODES = 0
+SRC_FRAMES = 1
+#: Lane counts whose bus word holds whole frame-pair pixels of one conv-input group.
+FRAME_SIMD_LANES = (32, 64)
 
 ERR_NONE = 0
 ERR_KERNEL = 1      # kernel is not 1 or 3
@@ -51,16 +65,18 @@ ERR_CAPACITY = 4    # source or weight tile larger than the on-chip buffers
 ERR_OVERFLOW = 5    # accumulator bound beyond the design's accumulator width
 ERR_ALIGN = 6       # an address not aligned to the bus word
 ERR_ADDRESS = 7     # a region outside the allowed memory window
+ERR_FORMAT = 8      # a frame-pair source the configuration or the descriptor cannot take
 ERROR_NAMES = {ERR_NONE: "none", ERR_KERNEL: "kernel", ERR_INPUT_OP: "input_op", ERR_SHAPE: "shape",
                ERR_CAPACITY: "capacity", ERR_OVERFLOW: "overflow", ERR_ALIGN: "align",
-               ERR_ADDRESS: "address"}
+               ERR_ADDRESS: "address", ERR_FORMAT: "format"}
 
 #: The layer descriptor record (256 bits; documented in docs/formats.md).
 DESCRIPTOR = RecordLayout("descriptor", [
     Field("kernel", 4, False, "kernel size k: 1 or 3"),
     Field("input_op", 2, False, "0 identity, 1 space_to_depth(2), 2 nearest x2 upsampling"),
     Field("output_mode", 1, False, "0 thresholded 2-bit codes, 1 raw accumulators"),
-    Field("reserved0", 1, False, "0"),
+    Field("src_format", 1, False, "0 packed 2-bit codes, 1 frame-pair image (uint8 pixels, thermometer-coded "
+                                  "by the loader)"),
     Field("layer_id", 8, False, "index reported in the error register and counters"),
     Field("src_height", 12, False, "source tensor height (before the input operation)"),
     Field("src_width", 12, False, "source tensor width"),
@@ -73,22 +89,42 @@ DESCRIPTOR = RecordLayout("descriptor", [
 ], bits=256)
 
 
+def _power_of_two(x):
+    return x > 0 and not x & (x - 1)
+
+
 @dataclass(frozen=True)
 class EngineParams:
-    """What the engine's formats and limits depend on (a view of the hardware configuration).
+    """The convolution engine's parameters: what its formats, limits and timing depend on.
+
+    This is the one rule set of the engine: a value the gateware could not be built with is
+    rejected here, and the gateware (``hw/``), the host (``sw/``) and the testbenches build from
+    an instance of this class (usually :attr:`models.hwconfig.HardwareConfig.engine_params`).
 
     Members
     -------
     pe_count : int
-        ``P``, output channels computed in parallel (one tile).
+        ``P``, output channels computed in parallel (one tile): a power of two, at least 8,
+        dividing ``simd_lanes``.
     simd_lanes : int
-        ``S``, input channels per cycle (one group); the activation word width.
+        ``S``, input channels per cycle (one group); the activation word width: a power of two,
+        at least 8. The memory bus is ``2 * S`` bits (one pixel-group per beat).
     acc_bound : int
         Largest ``|acc|`` the design supports (``3 * max_kernel**2 * max_in_channels``).
     act_buffer_words : int
-        On-chip activation buffer, in bus words (pixel-groups).
+        On-chip activation buffer, in bus words (pixel-groups); a power of two.
     weight_buffer_words : int
-        On-chip weight buffer (one bank), in PE-array weight words (``G * k * k`` per tile).
+        On-chip weight buffer (one of two banks), in PE-array weight words (``G * k * k`` per
+        tile); a power of two.
+    max_burst : int
+        Longest memory burst, in beats; a power of two.
+    popcount_stages : int
+        Register stages in each PE's popcount tree (``0 .. log2(S)``): the PE array's latency.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter first: ``"pe_count must be ..., not 3"``.
     """
 
     pe_count: int
@@ -96,17 +132,34 @@ class EngineParams:
     acc_bound: int
     act_buffer_words: int
     weight_buffer_words: int
+    max_burst: int = 64
+    popcount_stages: int = 2
 
     def __post_init__(self):
-        for name in ("pe_count", "simd_lanes", "acc_bound", "act_buffer_words", "weight_buffer_words"):
+        for name in ("pe_count", "simd_lanes", "acc_bound", "act_buffer_words", "weight_buffer_words",
+                     "max_burst"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
                 raise ValueError(f"{name} must be a positive integer, not {v!r}")
-        if self.simd_lanes % 8:
-            raise ValueError(f"simd_lanes must be a multiple of 8, not {self.simd_lanes!r}")
-        if self.pe_count % 8 or self.simd_lanes % self.pe_count:
-            raise ValueError(f"pe_count must be a multiple of 8 that divides simd_lanes "
+        stages = self.popcount_stages
+        if isinstance(stages, bool) or not isinstance(stages, (int, np.integer)) or stages < 0:
+            raise ValueError(f"popcount_stages must be a non-negative integer, not {stages!r}")
+        if self.simd_lanes < 8 or not _power_of_two(self.simd_lanes):
+            raise ValueError(f"simd_lanes must be a power of two >= 8, not {self.simd_lanes!r}")
+        if self.pe_count < 8 or not _power_of_two(self.pe_count) or self.simd_lanes % self.pe_count:
+            raise ValueError(f"pe_count must be a power of two >= 8 that divides simd_lanes "
                              f"({self.simd_lanes}), not {self.pe_count!r}")
+        for name in ("act_buffer_words", "weight_buffer_words", "max_burst"):
+            if not _power_of_two(getattr(self, name)):
+                raise ValueError(f"{name} must be a power of two, not {getattr(self, name)!r}")
+        levels = (int(self.simd_lanes) - 1).bit_length()
+        if stages > levels:
+            raise ValueError(f"popcount_stages must be at most {levels} (the levels of a "
+                             f"{self.simd_lanes}-input popcount tree), not {stages!r}")
+        if self.pe_count * self.acc_bits < self.bus_bits or self.pe_count * self.threshold_layout.bits < self.bus_bits:
+            raise ValueError(f"pe_count must be at least {self.bus_bits // min(self.acc_bits, self.threshold_layout.bits)}"
+                             f" for a {self.bus_bits}-bit bus (a tile's raw accumulators and threshold records "
+                             f"are whole bus words), not {self.pe_count!r}")
 
     @property
     def bus_bits(self):
@@ -164,8 +217,20 @@ class Descriptor:
         return self.src_channels * 4 if self.input_op == OP_CODES["space_to_depth"] else self.src_channels
 
     @property
+    def frames(self):
+        """The source is a frame-pair image (``src_format`` 1)."""
+        return self.src_format == SRC_FRAMES
+
+    @property
     def src_groups(self):
         return channel_groups(self.src_channels, self.params.simd_lanes)
+
+    @property
+    def src_words(self):
+        """Bus words of the source tensor in memory (what the loader reads)."""
+        if self.frames:
+            return -(-self.src_height * self.src_width * FRAME_PIXEL_BYTES // self.params.bus_bytes)
+        return self.src_groups * self.src_height * self.src_width
 
     @property
     def in_groups(self):
@@ -180,7 +245,7 @@ class Descriptor:
         p = self.params
         k = self.kernel
         out = {
-            "src": (self.src_addr, self.src_groups * self.src_height * self.src_width * p.bus_bytes),
+            "src": (self.src_addr, self.src_words * p.bus_bytes),
             "weights": (self.weights_addr, self.tiles * self.in_groups * k * k * p.pe_count * p.simd_lanes // 8),
         }
         if self.output_mode == OUTPUT_CODES:
@@ -200,7 +265,10 @@ def row_stride(width):
 
 
 def act_buffer_words_needed(desc):
-    """Activation-buffer words a descriptor's source occupies: ``groups * height * row_stride``."""
+    """Activation-buffer words a descriptor's source occupies: ``groups * height * row_stride``
+    (a frame-pair source is stored as the conv input: space_to_depth applied by the loader)."""
+    if desc.frames:
+        return desc.in_groups * desc.out_height * row_stride(desc.out_width)
     return desc.src_groups * desc.src_height * row_stride(desc.src_width)
 
 
@@ -209,7 +277,8 @@ def validate_descriptor(desc, window=None):
 
     The checks run in this order and the first that fails gives the code: kernel, input_op,
     shape (a zero size; space_to_depth with an odd size or channels not a multiple of ``S``),
-    capacity (source words with rows padded to a power of two; weight words of one tile),
+    format (a frame-pair source with another input operation than space_to_depth, other than 32
+    channels, or on a configuration whose ``S`` is not in :data:`FRAME_SIMD_LANES`), capacity (source words with rows padded to a power of two; weight words of one tile),
     overflow (``3*k*k*c_in`` beyond the design's bound), alignment of every region to the bus
     word, and the window (every region inside ``[base, base + size)``).
 
@@ -227,10 +296,13 @@ def validate_descriptor(desc, window=None):
     if min(desc.src_height, desc.src_width, desc.src_channels, desc.out_channels) == 0:
         return ERR_SHAPE
     if desc.input_op == OP_CODES["space_to_depth"] and (
-            desc.src_height % 2 or desc.src_width % 2 or desc.src_channels % p.simd_lanes):
+            desc.src_height % 2 or desc.src_width % 2 or (desc.src_channels % p.simd_lanes and not desc.frames)):
         return ERR_SHAPE
     if desc.output_mode not in (OUTPUT_CODES, OUTPUT_RAW):
         return ERR_SHAPE
+    if desc.frames and (desc.input_op != OP_CODES["space_to_depth"] or desc.src_channels != FRAME_CODE_CHANNELS
+                        or p.simd_lanes not in FRAME_SIMD_LANES):
+        return ERR_FORMAT
     if (act_buffer_words_needed(desc) > p.act_buffer_words
             or desc.in_groups * desc.kernel * desc.kernel > p.weight_buffer_words):
         return ERR_CAPACITY
@@ -266,8 +338,11 @@ def execute_descriptor(memory, desc):
     p = desc.params
     h, w = desc.src_height, desc.src_width
     src_addr, src_bytes = desc.regions()["src"]
-    packed = _read(memory, src_addr, src_bytes).reshape(desc.src_groups, h, w, 2, p.simd_lanes // 8)
-    codes = unpack_activations(packed, desc.src_channels)
+    if desc.frames:
+        codes = frame_pair_codes(_read(memory, src_addr, src_bytes).reshape(h, w, FRAME_PIXEL_BYTES))
+    else:
+        packed = _read(memory, src_addr, src_bytes).reshape(desc.src_groups, h, w, 2, p.simd_lanes // 8)
+        codes = unpack_activations(packed, desc.src_channels)
     if desc.input_op == OP_CODES["space_to_depth"]:
         codes = space_to_depth(codes, 2)
     elif desc.input_op == OP_CODES["upsample"]:

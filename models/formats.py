@@ -28,6 +28,13 @@ Accumulators (``pack_accumulators``)
     design's ``accumulator_bits``), in H, W, C order, the channel axis padded with zeros to a
     whole number of output tiles.
 
+Frame pairs (``pack_frame_pair``)
+    The network input as the host writes it for the accelerator's first layer: ``(H, W, 8)``
+    bytes, one 64-bit word per pixel: R, G, B of frame 1, R, G, B of frame 2, two ignored bytes.
+    The engine's loader turns it into codes (:func:`frame_pair_codes`): per pixel, the
+    thermometer codes of the six values (``models.quant.thermometer_codes``, five each) and two
+    zero codes, 32 code channels.
+
 Tiled weights and thresholds (``pack_weights_tiled``, ``pack_thresholds_tiled``)
     The accelerator's order: one tile of ``P`` output channels contiguous, ``(T, G, k, k, P, S/8)``
     for weights and ``(T*P, record_bytes)`` for threshold records.
@@ -35,11 +42,10 @@ Tiled weights and thresholds (``pack_weights_tiled``, ``pack_thresholds_tiled``)
 
 from dataclasses import dataclass
 
-import bitstring
 import numpy as np
 
 from .errors import FormatError
-from .quant import ACT_BITS, ACT_LEVELS
+from .quant import ACT_BITS, ACT_LEVELS, INPUT_CODES, thermometer_codes
 from .thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable, threshold_bits
 
 __all__ = [
@@ -47,8 +53,16 @@ __all__ = [
     "pack_weights", "unpack_weights", "Field", "RecordLayout", "threshold_record",
     "pack_thresholds", "unpack_thresholds", "pack_accumulators", "unpack_accumulators",
     "accumulator_bits", "tiles", "pack_weights_tiled", "unpack_weights_tiled", "pack_thresholds_tiled",
-    "words_to_ints", "ints_to_words",
+    "words_to_ints", "ints_to_words", "FRAME_PIXEL_BYTES", "FRAME_COLORS", "FRAME_CODE_CHANNELS",
+    "pack_frame_pair", "unpack_frame_pair", "frame_pair_codes",
 ]
+
+#: Bytes of one frame-pair pixel in device memory (R, G, B of each frame, two ignored bytes).
+FRAME_PIXEL_BYTES = 8
+#: Values of a frame-pair pixel (two RGB frames stacked on channels, the network's input order).
+FRAME_COLORS = 6
+#: Code channels of a frame-pair pixel after the input quantizer: 6 values x 5 codes, 2 zero.
+FRAME_CODE_CHANNELS = 32
 
 
 def check_word_bits(word_bits):
@@ -227,7 +241,7 @@ class RecordLayout:
         unknown = set(values) - {f.name for f in self.fields}
         if unknown:
             raise FormatError(f"record {self.name}: unknown fields {sorted(unknown)}")
-        bits = bitstring.BitArray()
+        word = 0
         for f in self.fields:
             if f.name not in values:
                 raise FormatError(f"record {self.name}: field {f.name!r} is missing")
@@ -236,21 +250,20 @@ class RecordLayout:
             if not lo <= v <= hi:
                 raise FormatError(f"record {self.name}: {f.name}={v} does not fit "
                                   f"{'signed' if f.signed else 'unsigned'} {f.width} bits")
-            bits.prepend(bitstring.Bits(int=v, length=f.width) if f.signed
-                         else bitstring.Bits(uint=v, length=f.width))
-        return bits.uint if len(bits) else 0
+            word |= (v & ((1 << f.width) - 1)) << self.offsets[f.name]
+        return word
 
     def unpack(self, value):
         """Record (Python int) -> dict of field values."""
         value = int(value)
         if not 0 <= value < (1 << self.bits):
             raise FormatError(f"record {self.name}: {value:#x} does not fit {self.bits} bits")
-        bits = bitstring.Bits(uint=value, length=self.bits)
         out = {}
         for f in self.fields:
-            start = self.bits - self.offsets[f.name] - f.width
-            chunk = bits[start:start + f.width]
-            out[f.name] = chunk.int if f.signed else chunk.uint
+            v = (value >> self.offsets[f.name]) & ((1 << f.width) - 1)
+            if f.signed and v >> (f.width - 1):
+                v -= 1 << f.width
+            out[f.name] = v
         return out
 
     def to_bytes(self, value):
@@ -426,4 +439,37 @@ def pack_thresholds_tiled(table, pe_count, layout):
     out[:table.channels] = pack_thresholds(table, layout)
     pad = layout.to_bytes(layout.pack(t0=0, t1=0, t2=0, direction=DIR_CONSTANT, constant=0))
     out[table.channels:] = np.frombuffer(pad, dtype=np.uint8)
+    return out
+
+
+def pack_frame_pair(frames):
+    """Two stacked RGB frames ``(H, W, 6)`` uint8 -> the frame-pair image ``(H, W, 8)`` uint8."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 3 or frames.shape[2] != FRAME_COLORS:
+        raise ValueError(f"frames must be uint8 (H, W, {FRAME_COLORS}), not {frames.dtype} {frames.shape!r}")
+    out = np.zeros(frames.shape[:2] + (FRAME_PIXEL_BYTES,), dtype=np.uint8)
+    out[..., :FRAME_COLORS] = frames
+    return out
+
+
+def unpack_frame_pair(packed):
+    """Inverse of :func:`pack_frame_pair` (the ignored bytes are dropped)."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    if packed.ndim != 3 or packed.shape[2] != FRAME_PIXEL_BYTES:
+        raise FormatError(f"a frame-pair image must be (H, W, {FRAME_PIXEL_BYTES}) bytes, not {packed.shape!r}")
+    return packed[..., :FRAME_COLORS].copy()
+
+
+def frame_pair_codes(frames):
+    """The first layer's input codes of a frame pair, ``(..., H, W, 6)`` uint8 frames (or an
+    ``(H, W, 8)`` frame-pair image) -> ``(..., H, W, 32)`` codes: channel ``c*5 + i`` is
+    thermometer level ``i`` of value ``c``; channels 30 and 31 are 0."""
+    frames = np.asarray(frames)
+    if frames.shape[-1] == FRAME_PIXEL_BYTES:
+        frames = frames[..., :FRAME_COLORS]
+    if frames.shape[-1] != FRAME_COLORS:
+        raise ValueError(f"frames must have {FRAME_COLORS} channels, not {frames.shape[-1]}")
+    codes = thermometer_codes(frames)
+    out = np.zeros(codes.shape[:-1] + (FRAME_CODE_CHANNELS,), dtype=np.uint8)
+    out[..., :FRAME_COLORS * INPUT_CODES] = codes
     return out

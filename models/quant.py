@@ -21,7 +21,8 @@ import numpy as np
 __all__ = [
     "ACT_BITS", "ACT_MAX", "ACT_LEVELS", "ACT_STEP", "ACT_CODES",
     "quantize_activations", "dequantize_activations", "activation_code_thresholds",
-    "binarize_weights", "dequantize_weights",
+    "binarize_weights", "dequantize_weights", "INPUT_BITS", "INPUT_CODES", "thermometer_codes",
+    "thermometer_value",
 ]
 
 #: Bits per activation code.
@@ -112,3 +113,47 @@ def binarize_weights(weights):
 def dequantize_weights(signs, alpha, dtype=np.float32):
     """Float weights ``signs * alpha`` (alpha broadcast over the output-channel axis)."""
     return (np.asarray(signs, dtype=np.float64) * np.asarray(alpha, dtype=np.float64)).astype(dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# The network input on the accelerator: 8-bit pixels as thermometer codes
+
+#: Bits of an input pixel value kept by the input quantizer (the top bits of each uint8).
+INPUT_BITS = 4
+#: 2-bit codes per pixel value: ``INPUT_CODES * ACT_LEVELS`` = 15 = ``2**INPUT_BITS - 1`` levels.
+INPUT_CODES = 5
+
+
+def thermometer_codes(pixels):
+    """Input quantizer of the accelerator's first layer: uint8 values -> thermometer 2-bit codes.
+
+    ``q = v >> 4`` (``INPUT_BITS`` = 4 top bits, 0..15) is spread over ``INPUT_CODES`` = 5
+    codes, ``code_i = clip(q - 3*i, 0, 3)``: their sum is ``q``. A binary-weight conv over
+    these codes sees each pixel value as five 2-bit inputs, each with its own weight (tied
+    weights give ``w * q``).
+
+    Parameters
+    ----------
+    pixels : array_like of uint8, (..., C)
+
+    Returns
+    -------
+    numpy.ndarray of uint8, (..., C * INPUT_CODES)
+        Code ``c * INPUT_CODES + i`` is level ``i`` of value ``c``.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"pixels must be uint8, not {pixels.dtype}")
+    q = (pixels >> (8 - INPUT_BITS)).astype(np.int16)
+    levels = np.arange(INPUT_CODES, dtype=np.int16) * ACT_LEVELS
+    codes = np.clip(q[..., None] - levels, 0, ACT_LEVELS).astype(np.uint8)
+    return codes.reshape(*pixels.shape[:-1], pixels.shape[-1] * INPUT_CODES)
+
+
+def thermometer_value(codes):
+    """Value the thermometer codes stand for, ``q * 16 + 8`` (the centre of the 16-wide bin of
+    the uint8 values they came from), summing the codes of each value: ``(..., C * 5) ->
+    (..., C)`` float64 in 8..248."""
+    codes = np.asarray(codes)
+    q = codes.reshape(*codes.shape[:-1], -1, INPUT_CODES).sum(axis=-1, dtype=np.int64)
+    return q * float(1 << (8 - INPUT_BITS)) + float(1 << (7 - INPUT_BITS))

@@ -14,7 +14,7 @@ __all__ = ["Register", "BitField", "REGISTERS", "REG", "ID_MAGIC", "VERSION", "M
 #: The ID register's value: ASCII "LMFN".
 ID_MAGIC = 0x4C4D464E
 #: Register-map / descriptor-format version (major << 16 | minor).
-VERSION = (1 << 16) | 0
+VERSION = (1 << 16) | 1
 #: Number of per-layer cycle counters.
 MAX_LAYER_COUNTERS = 16
 

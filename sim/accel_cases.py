@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.board import BUFFER_ALIGN
 from models.conv import conv_w1a2_direct
 from models.engine import (DESCRIPTOR, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, ERROR_NAMES,
                            act_buffer_words_needed, execute_program, validate_descriptor)
@@ -21,7 +22,7 @@ from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, Thre
 __all__ = ["LayerCase", "random_layer", "build_case", "describe_mismatch", "OP_NAMES"]
 
 OP_NAMES = {v: k for k, v in OP_CODES.items()}
-_ALIGN = 64
+_ALIGN = BUFFER_ALIGN
 
 
 @dataclass
@@ -82,7 +83,7 @@ def random_layer(rng, params, *, max_hw=8):
             cs = int(rng.integers(1, 3 * s + 1))
         o = int(rng.integers(1, 3 * p + 1))
         cin = 4 * cs if op == OP_CODES["space_to_depth"] else cs
-        fields = dict(kernel=kernel, input_op=op, output_mode=int(raw), reserved0=0, layer_id=0,
+        fields = dict(kernel=kernel, input_op=op, output_mode=int(raw), src_format=0, layer_id=0,
                       src_height=hs, src_width=ws, src_channels=cs, out_channels=o, src_addr=0,
                       weights_addr=0, thresholds_addr=0, dst_addr=0)
         d = Descriptor(fields, params)
@@ -148,7 +149,7 @@ def build_case(rng, params, layers, base, size, layer_ids=None):
             t_off = alloc(th.size)
             image[t_off:t_off + th.size] = th
         fields = dict(kernel=k, input_op=layer.op, output_mode=OUTPUT_RAW if layer.raw else OUTPUT_CODES,
-                      reserved0=0, layer_id=(layer_ids[i] if layer_ids else 10 + i), src_height=hs,
+                      src_format=0, layer_id=(layer_ids[i] if layer_ids else 10 + i), src_height=hs,
                       src_width=ws, src_channels=cs, out_channels=o, src_addr=base + src_off,
                       weights_addr=base + w_off, thresholds_addr=base + t_off if t_off else 0, dst_addr=0)
         d = Descriptor(fields, params)

@@ -17,7 +17,7 @@ from hw.export import to_verilog, write_if_changed
 
 from .runner import DEFAULT_SEED, ROOT, SIM_BUILD, VERILATOR_ARGS, SimulationFailed
 
-__all__ = ["ENGINE_TEST_CONFIGS", "NETWORK_RESULTS", "run_accelerator", "run_network"]
+__all__ = ["ENGINE_TEST_CONFIGS", "NETWORK_RESULTS", "network_build_name", "run_accelerator", "run_network"]
 
 HDL = ROOT / "sim" / "hdl"
 
@@ -91,7 +91,6 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
     params = dict(engine, mem_base=mem_base, mem_depth=mem_depth, memfile=str(build_dir / "memory.hex"),
                   dumpfile=str(build_dir / "memory_out.hex"))
     env = {"LMF_ACC_PARAMS": json.dumps(params), "LMF_SIM_REPORT": str(report_file),
-           "LMF_POPCOUNT_STAGES": str(engine.get("popcount_stages", 2)),
            "PYTHONWARNINGS": "error::DeprecationWarning", **(extra_env or {})}
     log_file = build_dir / f"{module.rsplit('.', 1)[-1]}.log"
     seed = int(os.environ.get("SEED", DEFAULT_SEED)) if seed is None else seed
@@ -124,6 +123,13 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
     return log_file
 
 
+def network_build_name(cfg):
+    """Build-directory name of a hardware configuration's whole accelerator (shared by the
+    network test, the benchmark and the rtl backend)."""
+    from models.hwconfig import load_hw_config
+    return "network" if cfg == load_hw_config() else f"network-{cfg.name}"
+
+
 #: Where the full-network run leaves its per-layer cycle counts.
 NETWORK_RESULTS = SIM_BUILD / "network.json"
 
@@ -131,12 +137,14 @@ NETWORK_RESULTS = SIM_BUILD / "network.json"
 def run_network(hw_config=None, *, results=NETWORK_RESULTS, stall_pct=0, latency=8, sim="verilator"):
     """Run the default network's accelerator segment (``sim/tb_network.py``) on the accelerator of a
     hardware configuration; returns the results (cycles per layer and segment, wall time)."""
-    from hw.build import accelerator_kwargs
+    from models.board import ARENA_BASE
+    from models.hwconfig import check_target, load_hw_config
+    cfg = check_target(load_hw_config(hw_config), "accelerator")
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.unlink(missing_ok=True)
-    run_accelerator("network" if hw_config is None else f"network-{Path(str(hw_config)).stem}",
-                    accelerator_kwargs(hw_config), sim, module="sim.tb_network", mem_base=0x20000000,
+    run_accelerator(network_build_name(cfg),
+                    cfg.accelerator_kwargs(), sim, module="sim.tb_network", mem_base=ARENA_BASE,
                     mem_depth=65536, extra_env={"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct),
                                                 "LMF_NET_LATENCY": str(latency)})
     return json.loads(results.read_text())

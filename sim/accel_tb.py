@@ -20,6 +20,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
 
 from models.engine import EngineParams
+from models.hwconfig import ENGINE_PARAM_FIELDS
 from models.regmap import (CTRL_CLEAR, CTRL_START, REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
                            STATUS_START_IGNORED)
 
@@ -31,8 +32,7 @@ CLOCK_NS = 10
 def accel_params_from_env():
     """(EngineParams, extra dict) from ``LMF_ACC_PARAMS``."""
     raw = json.loads(os.environ["LMF_ACC_PARAMS"])
-    params = EngineParams(pe_count=raw["pe_count"], simd_lanes=raw["simd_lanes"], acc_bound=raw["acc_bound"],
-                          act_buffer_words=raw["act_buffer_words"], weight_buffer_words=raw["weight_buffer_words"])
+    params = EngineParams(**{k: raw[k] for k in ENGINE_PARAM_FIELDS if k in raw})
     return params, raw
 
 

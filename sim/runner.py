@@ -29,7 +29,7 @@ import sys
 from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
-from hw.config import load_hw_config
+from models.hwconfig import load_hw_config
 from hw.export import build_component, to_verilog, write_if_changed
 
 __all__ = ["ROOT", "SIM_BUILD", "SIMULATORS", "TEST_CONFIGS", "ICARUS_MISSING", "SimulationFailed",
@@ -122,7 +122,7 @@ def run_component(component, config, sim, *, design=None, tag="", tests=None, ex
     component : str
         A name of :data:`hw.export.COMPONENTS`.
     config : str
-        Hardware configuration: a name in ``hw/configs/`` or a YAML path.
+        Hardware configuration: a name in ``models/configs/hw/`` or a YAML path.
     sim : str
         ``icarus`` or ``verilator``.
     design : amaranth.lib.wiring.Component, optional

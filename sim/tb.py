@@ -27,7 +27,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import Event, First, RisingEdge, Timer
 
-from hw.config import load_hw_config
+from models.hwconfig import load_hw_config
 from hw.export import build_component
 
 from .payload import pack, unpack

@@ -172,19 +172,18 @@ async def test_start_while_busy(dut):
 
 @cocotb.test()
 async def test_cycle_model(dut):
-    """With a fixed-latency memory, LAYER_CYCLES and TOTAL_CYCLES equal hw.cycle_model exactly."""
-    from hw.cycle_model import list_cycles
+    """With a fixed-latency memory, LAYER_CYCLES and TOTAL_CYCLES equal models.cycles exactly."""
+    from models.cycles import list_cycles
     tb = AcceleratorTB(dut)
     await tb.start()
     rng = np.random.default_rng(21)
-    stages = int(os.environ.get("LMF_POPCOUNT_STAGES", "2"))
     for case in range(max(3, CASES // 2)):
         latency = int(rng.integers(1, 12))
         layers = [random_layer(rng, tb.params) for _ in range(int(rng.integers(1, 3)))]
         memory = MemorySettings(latency_min=latency, latency_max=latency, seed=case + 1)
         status = await run_and_check(tb, rng, layers, memory, f"cycle case {case}")
         _, _, descs, _, _ = build_case(np.random.default_rng(0), tb.params, layers, tb.base, tb.size)
-        total, each = list_cycles(descs, tb.params, popcount_stages=stages, latency=latency)
+        total, each = list_cycles(descs, tb.params, latency=latency)
         assert (status["layer_cycles"], status["total_cycles"]) == (each, total), report(
             f"cycle case {case} (latency {latency}): RTL layer cycles {status['layer_cycles']} total "
             f"{status['total_cycles']}, model {each} total {total}; layers: "

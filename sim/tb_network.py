@@ -14,7 +14,7 @@ import cocotb
 import numpy as np
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
-from hw.cycle_model import ideal_cycles, list_cycles
+from models.cycles import ideal_cycles, list_cycles
 from sw.program import HostLayer, Segment, compile_program
 
 from .accel_tb import AcceleratorTB, MemorySettings
@@ -42,7 +42,6 @@ async def test_default_network(dut):
     memory = MemorySettings(stall_pct=stall, gap_pct=stall, latency_min=int(os.environ.get("LMF_NET_LATENCY", "8")),
                             latency_max=int(os.environ.get("LMF_NET_LATENCY", "8")), seed=3)
     await tb.start(memory)
-    stages = int(os.environ.get("LMF_POPCOUNT_STAGES", "2"))
     cfg = load_network_config(os.environ.get("LMF_NET_CONFIG") or None)
     model = QuantizedModel(cfg, random_weights(cfg, seed=0))
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
@@ -66,7 +65,7 @@ async def test_default_network(dut):
             report(f"segment {item.layers}: {status}")
         image = (await tb.dump())[:tb.size]
         descs = [prog.descriptors[name] for name in item.layers]
-        model_total, model_each = list_cycles(descs, tb.params, popcount_stages=stages, latency=memory.latency_min)
+        model_total, model_each = list_cycles(descs, tb.params, latency=memory.latency_min)
         results["segments"].append({"layers": item.layers, "total_cycles": status["total_cycles"],
                                     "model_total_cycles": model_total})
         if stall == 0:

@@ -1,4 +1,4 @@
-"""cocotb module behind the host layer's ``rtl`` backend (:mod:`sw.backends.rtl`).
+"""cocotb module behind the host layer's ``rtl`` backend (:mod:`sim.rtl_backend`).
 
 It serves register and device-memory accesses of a host-side :class:`~sw.transport.Transport`
 over a local socket (``LMF_RTL_SOCKET``), on the accelerator and memory model of

@@ -3,8 +3,9 @@
 ::
 
     lmflow flow IMG1 IMG2 -o OUT.flo [--png OUT.png] [--backend golden|rtl|de10nano]
-                [--weights W.npz] [--config NET.yaml]
+                [--weights W.npz] [--config NET.yaml] [--hw-config NAME|HW.yaml]
     lmflow video IN_DIR_OR_VIDEO -o OUT_DIR [--png] [--backend ...] [--weights ...] [--config ...]
+                [--hw-config ...]
 
 Images of any size are resized (bilinear) to the network input; the flow is resized back to the
 image size with its vectors rescaled. Every error is one line on stderr (``lmflow: error:
@@ -114,12 +115,15 @@ def _load_model(args):
 
 
 def _open_runtime(args, model):
+    from models.hwconfig import check_target, load_hw_config
+
     from .backends import get_transport
-    from .config import default_engine_params
     from .runtime import FlowRuntime
 
-    params = default_engine_params()
-    transport = get_transport(args.backend, params)
+    hw = check_target(load_hw_config(args.hw_config), "accelerator")
+    params = hw.engine_params
+    kw = {"hw_config": hw} if args.backend == "rtl" else {}
+    transport = get_transport(args.backend, params, **kw)
     try:
         return FlowRuntime(model, transport, params, timeout_s=args.timeout)
     except BaseException:
@@ -254,8 +258,32 @@ def _video_frames(source):
     return count, frames()
 
 
+class _NoProgress:
+    """Stands in for a tqdm bar where tqdm is not installed (the board's host needs none)."""
+
+    def __init__(self, *args, **kw):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+
+def _progress_bar():
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _NoProgress
+    return tqdm
+
+
 def _cmd_video(args):
-    from tqdm import tqdm
+    tqdm = _progress_bar()
 
     from models.flow import write_flo, write_flow_png
 
@@ -312,7 +340,7 @@ def _cmd_video(args):
 # Entry point
 
 def _parser():
-    from .backends import BACKENDS
+    from .backends import backends
 
     parser = _Parser(prog=PROG, description="Optical flow with the quantized LMFlowNet (host, golden model, "
                                             "RTL simulation or DE10-Nano accelerator).")
@@ -320,7 +348,10 @@ def _parser():
 
     def common(p):
         p.add_argument("--backend", default="golden", metavar="NAME",
-                       help=f"accelerator backend: {', '.join(sorted(BACKENDS))} (default: golden)")
+                       help=f"accelerator backend: {', '.join(sorted(backends()))} (default: golden)")
+        p.add_argument("--hw-config", metavar="NAME|HW.yaml",
+                       help="hardware configuration of the accelerator: a name in models/configs/hw/ or a "
+                            "YAML path (default: the default configuration)")
         p.add_argument("--weights", metavar="W.npz", help="weights file (default: the shipped weights)")
         p.add_argument("--config", metavar="NET.yaml",
                        help="network configuration (default: the one stored in the weights file)")

@@ -14,6 +14,7 @@ Every register offset and bit comes from :mod:`models.regmap`. One descriptor li
 
 from dataclasses import dataclass, field
 
+from models.board import BUFFER_ALIGN
 from models.engine import ERROR_NAMES
 from models.regmap import (CTRL_CLEAR, CTRL_START, ID_MAGIC, MAX_LAYER_COUNTERS, REG, STATUS_BUSY, STATUS_DONE,
                            STATUS_ERROR, STATUS_START_IGNORED, VERSION)
@@ -24,7 +25,7 @@ __all__ = ["Accelerator", "RunResult", "DeviceInfo", "DEFAULT_TIMEOUT_S"]
 
 #: Default time a descriptor list may take (device time base of the transport).
 DEFAULT_TIMEOUT_S = 2.0
-_ALIGN = 64
+_ALIGN = BUFFER_ALIGN
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from models.board import BUFFER_ALIGN
 from models.engine import DESCRIPTOR, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, validate_descriptor, ERROR_NAMES
 from models.errors import ConfigError
 from models.formats import (channel_groups, pack_activations, pack_thresholds_tiled, pack_weights_tiled,
@@ -27,7 +28,7 @@ from models.network import INPUT, OUT_CODES, OUT_RAW
 
 __all__ = ["Buffer", "Segment", "HostLayer", "Program", "compile_program"]
 
-_ALIGN = 64
+_ALIGN = BUFFER_ALIGN
 
 
 @dataclass
@@ -283,7 +284,7 @@ def compile_program(model, params, base=0):
                 layer.width // 2 if layer.input_op == "upsample" else layer.width)
             src_addr = base + prog.buffers[f"concat:{name}"].offset if len(layer.inputs) > 1 else prog.address(first)
             fields = dict(kernel=layer.kernel, input_op=OP_CODES[layer.input_op],
-                          output_mode=OUTPUT_CODES if layer.output == OUT_CODES else OUTPUT_RAW, reserved0=0,
+                          output_mode=OUTPUT_CODES if layer.output == OUT_CODES else OUTPUT_RAW, src_format=0,
                           layer_id=[x.name for x in model.layers].index(name), src_height=src_h, src_width=src_w,
                           src_channels=src_channels, out_channels=layer.c_out, src_addr=src_addr,
                           weights_addr=base + prog.buffers[f"weights:{name}"].offset,

@@ -8,6 +8,7 @@ import re
 import subprocess
 
 import pytest
+import yaml
 from amaranth.hdl import Signal
 
 from hw import de10nano
@@ -15,11 +16,11 @@ from hw.cyclonev_hps import F2SDRAM_CONFIG, MODULE, atom_stubs_verilog, wrapper_
 from hw.cyclonev_pll import CycloneVPLL
 from hw.de10nano import (ALM_METHOD, DEVICE, PROJECT_NAME, DE10NanoTop, alm_estimate, build_project,
                          format_utilization, main, synthesize_top, utilization)
+from models.errors import ConfigError
+from models.hwconfig import HardwareConfig
 from sim.runner import ROOT, simulator_missing
 
 #: A small accelerator with the board's 128-bit bus.
-SMALL = dict(pe_count=8, simd_lanes=64, acc_bound=3 * 9 * 64, act_buffer_words=256, weight_buffer_words=32,
-             popcount_stages=1, max_burst=16)
 SMALL_YAML = """\
 name: board_p8_s64
 pe_count: 8
@@ -29,7 +30,12 @@ max_in_channels: 64
 pipeline:
   popcount_stages: 1
 clock_mhz: 100
+engine:
+  act_buffer_words: 256
+  weight_buffer_words: 32
+  max_burst: 16
 """
+SMALL = HardwareConfig.from_dict(yaml.safe_load(SMALL_YAML), "board_p8_s64.yaml")
 HDL = ROOT / "sim" / "hdl"
 # Patterns Amaranth's Verilog always has (zero-width wires, width casts, unused bits, FSM cases
 # without a default): the same allowances as the co-simulation builds.
@@ -39,19 +45,20 @@ LINT_ALLOW = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     out = tmp_path_factory.mktemp("de10nano")
-    build_project(str(out), DE10NanoTop(accel_params=SMALL, clock_hz=100e6))
+    build_project(str(out), DE10NanoTop(config=SMALL))
     return out
 
 
 def test_top_init_wrong_bus():
-    with pytest.raises(ValueError, match=r"^the accelerator's bus must be 128 bits wide \(simd_lanes = 64\) "
-                                         r"to match the FPGA-to-SDRAM port, not 64"):
-        DE10NanoTop(accel_params=dict(SMALL, simd_lanes=32))
+    with pytest.raises(ConfigError, match=r"cannot be built for the de10nano target: simd_lanes: the board top "
+                                          r"needs a 128-bit bus \(the FPGA-to-SDRAM port's width: simd_lanes = 64\), "
+                                          r"not 64 bits \(simd_lanes = 32\)"):
+        DE10NanoTop(config=SMALL.replace(simd_lanes=32))
 
 
 def test_top_init_wrong_burst():
-    with pytest.raises(ValueError, match=r"^max_burst must be below 256 beats"):
-        DE10NanoTop(accel_params=dict(SMALL, max_burst=256))
+    with pytest.raises(ConfigError, match=r"engine.max_burst: must be below 256 beats"):
+        DE10NanoTop(config=SMALL.replace(engine={"max_burst": 256}))
 
 
 def test_pll_parameters():
@@ -172,7 +179,7 @@ def test_main_bad_config(tmp_path, capsys):
     cfg = tmp_path / "narrow.yaml"
     cfg.write_text(SMALL_YAML.replace("simd_lanes: 64", "simd_lanes: 32"))
     assert main(["--config", str(cfg), "--out", str(tmp_path / "p"), "--no-synth"]) == 2
-    assert "must be 128 bits wide" in capsys.readouterr().err
+    assert "needs a 128-bit bus" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()
     assert main(["--config", str(tmp_path / "missing.yaml"), "--no-synth"]) == 2
     assert capsys.readouterr().err.startswith("error: ")

@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
-from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_INPUT_OP, ERR_KERNEL, ERR_NONE,
-                           ERR_OVERFLOW, ERR_SHAPE, Descriptor, EngineParams, execute_program, validate_descriptor)
+from models.conv import conv_w1a2_direct
+from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_FORMAT, ERR_INPUT_OP, ERR_KERNEL,
+                           ERR_NONE, ERR_OVERFLOW, ERR_SHAPE, OUTPUT_RAW, SRC_FRAMES, Descriptor, EngineParams,
+                           act_buffer_words_needed, execute_descriptor, execute_program, validate_descriptor)
+from models.formats import frame_pair_codes, pack_frame_pair, unpack_accumulators
+from models.ops import space_to_depth
 from models.errors import ConfigError
 from models.formats import pack_weights_tiled, unpack_weights_tiled
 from models.regmap import REG, REGISTERS, REGMAP_BYTES
@@ -16,7 +20,7 @@ PARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_bu
 
 
 def desc(**kw):
-    fields = dict(kernel=3, input_op=0, output_mode=0, reserved0=0, layer_id=1, src_height=8, src_width=8,
+    fields = dict(kernel=3, input_op=0, output_mode=0, src_format=0, layer_id=1, src_height=8, src_width=8,
                   src_channels=64, out_channels=32, src_addr=0x1000, weights_addr=0x2000,
                   thresholds_addr=0x8000, dst_addr=0x9000)
     fields.update(kw)
@@ -46,6 +50,60 @@ def test_descriptor_roundtrip():
 ])
 def test_validation(kw, err):
     assert validate_descriptor(desc(**kw), window=(0x1000, 0x10000)) == err
+
+
+FRAMES = dict(input_op=1, src_format=SRC_FRAMES, src_channels=32, src_height=8, src_width=8)
+
+
+@pytest.mark.parametrize("kw, err", [
+    ({}, ERR_NONE),
+    ({"input_op": 0}, ERR_FORMAT),
+    ({"input_op": 2}, ERR_FORMAT),
+    ({"src_channels": 64}, ERR_FORMAT),
+    ({"src_width": 7}, ERR_SHAPE),
+    ({"src_height": 200, "src_width": 200}, ERR_CAPACITY),
+])
+def test_frame_pair_validation(kw, err):
+    assert validate_descriptor(desc(**dict(FRAMES, **kw)), window=(0x1000, 0x10000)) == err
+
+
+def test_frame_pairs_need_32_or_64_lanes():
+    wide = EngineParams(pe_count=32, simd_lanes=128, acc_bound=3 * 9 * 1024, act_buffer_words=4096,
+                        weight_buffer_words=256)
+    assert validate_descriptor(Descriptor(desc(**FRAMES).fields, wide)) == ERR_FORMAT
+
+
+def test_frame_pair_regions_and_buffer():
+    d = desc(**FRAMES)
+    assert d.regions()["src"] == (0x1000, 8 * 8 * 8)             # 8 bytes a pixel
+    assert (d.out_height, d.out_width, d.in_channels, d.in_groups) == (4, 4, 128, 2)
+    assert act_buffer_words_needed(d) == 2 * 4 * 4                # stored after space_to_depth
+
+
+@pytest.mark.parametrize("lanes", [32, 64])
+def test_frame_pair_layer_on_the_functional_engine(lanes):
+    """A frame-pair source computes conv(space_to_depth(thermometer codes)), per models.formats."""
+    params = EngineParams(pe_count=32, simd_lanes=lanes, acc_bound=3 * 9 * 128, act_buffer_words=1024,
+                          weight_buffer_words=64)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (6, 10, 6), dtype=np.uint8)
+    signs = np.where(rng.random((3, 3, 128, 40)) < 0.5, -1, 1).astype(np.int8)
+    from models.formats import pack_weights_tiled
+    memory = np.zeros(1 << 16, dtype=np.uint8)
+    image = pack_frame_pair(frames).reshape(-1)
+    memory[0x1000:0x1000 + image.size] = image
+    wt = pack_weights_tiled(signs, 32, lanes).reshape(-1)
+    memory[0x4000:0x4000 + wt.size] = wt
+    d = Descriptor(dict(kernel=3, input_op=1, output_mode=OUTPUT_RAW, src_format=SRC_FRAMES, layer_id=0,
+                        src_height=6, src_width=10, src_channels=32, out_channels=40, src_addr=0x1000,
+                        weights_addr=0x4000, thresholds_addr=0, dst_addr=0x8000), params)
+    assert validate_descriptor(d) == ERR_NONE
+    acc = execute_descriptor(memory, d)
+    expected = conv_w1a2_direct(space_to_depth(frame_pair_codes(frames), 2), signs)
+    assert np.array_equal(acc, expected)
+    addr, n = d.regions()["dst"]
+    stored = unpack_accumulators(memory[addr:addr + n].reshape(3, 5, 64, params.acc_bits // 8), 40)
+    assert np.array_equal(stored, expected)
 
 
 def test_tiled_weights_roundtrip():

@@ -131,3 +131,21 @@ def test_vectorized_records_equal_the_bit_level_ones():
         assert layout.unpack(one) == {k: int(v[0]) for k, v in layout.unpack_array(packed[i:i + 1]).items()}
     with pytest.raises(FormatError, match="t0 values must be"):
         layout.pack_array(**dict(values, t0=np.full(n, 20000)))
+
+
+def test_frame_pair_format():
+    from models.formats import FRAME_CODE_CHANNELS, frame_pair_codes, pack_frame_pair, unpack_frame_pair
+    from models.quant import thermometer_codes
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (4, 6, 6), dtype=np.uint8)
+    image = pack_frame_pair(frames)
+    assert image.shape == (4, 6, 8) and not image[..., 6:].any()
+    assert np.array_equal(image[..., :6], frames) and np.array_equal(unpack_frame_pair(image), frames)
+    codes = frame_pair_codes(image)
+    assert codes.shape == (4, 6, FRAME_CODE_CHANNELS) == (4, 6, 32)
+    assert np.array_equal(codes, frame_pair_codes(frames))
+    assert np.array_equal(codes[..., :30], thermometer_codes(frames)) and not codes[..., 30:].any()
+    image[..., 6:] = 255                                             # the two last bytes are ignored
+    assert np.array_equal(frame_pair_codes(image), codes)
+    with pytest.raises(ValueError, match=r"frames must be uint8 \(H, W, 6\)"):
+        pack_frame_pair(frames[..., :3])

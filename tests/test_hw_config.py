@@ -1,10 +1,11 @@
-"""Hardware configuration (hw/config.py): YAML validation, derived widths, network checks."""
+"""Hardware configuration (models/hwconfig.py): YAML validation, derived widths, targets, network checks."""
 
 import os
 
 import pytest
 
-from hw.config import CONFIG_DIR, HardwareConfig, check_network, default_hw_config_path, load_hw_config
+from models.hwconfig import (CONFIG_DIR, ENGINE_DEFAULTS, ENGINE_PARAM_FIELDS, TARGETS, HardwareConfig, check_network,
+                             check_target, default_hw_config_path, load_hw_config, target_problems)
 from models.conv import acc_bound
 from models.errors import ConfigError
 from models.formats import threshold_record
@@ -84,7 +85,7 @@ def test_not_a_mapping():
 
 def test_file_errors(tmp_path):
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(ConfigError, match=rf"^{missing}: cannot read hardware configuration"):
+    with pytest.raises(ConfigError, match=rf"^{missing}: no such hardware configuration \(shipped: default, "):
         load_hw_config(str(missing))
     bad = tmp_path / "bad.yaml"
     bad.write_text("pe_count: [1,\n")
@@ -139,15 +140,36 @@ def test_kernel_too_large():
 
 
 def test_engine_section():
-    from hw.build import ENGINE_DEFAULTS, accelerator_kwargs, engine_params
     cfg = load_hw_config()
     assert cfg.engine == {"act_buffer_words": 4096, "weight_buffer_words": 256, "max_burst": 64}
-    kw = accelerator_kwargs(cfg)
+    kw = cfg.accelerator_kwargs()
     assert (kw["pe_count"], kw["simd_lanes"], kw["acc_bound"], kw["act_buffer_words"]) == (32, 64, 27648, 4096)
+    assert set(kw) == set(ENGINE_PARAM_FIELDS)
     small = HardwareConfig.from_dict(dict(GOOD, pe_count=8, engine={"max_burst": 8}))
-    assert accelerator_kwargs(small)["max_burst"] == 8
-    assert accelerator_kwargs(small)["act_buffer_words"] == ENGINE_DEFAULTS["act_buffer_words"]
-    assert engine_params(small).pe_count == 8
+    assert small.accelerator_kwargs()["max_burst"] == 8
+    assert small.accelerator_kwargs()["act_buffer_words"] == ENGINE_DEFAULTS["act_buffer_words"]
+    assert small.engine_params.pe_count == 8
+
+
+@pytest.mark.parametrize("change,target,message", [
+    ({"pe_count": 4}, "accelerator", "pe_count: pe_count must be a power of two"),
+    ({"pe_count": 8, "simd_lanes": 32}, "de10nano", "simd_lanes: the board top needs a 128-bit bus"),
+    ({"pe_count": 8, "simd_lanes": 64, "engine": {"max_burst": 256}}, "de10nano",
+     "engine.max_burst: must be below 256 beats"),
+    ({"pe_count": 8, "simd_lanes": 64, "clock_mhz": 600}, "de10nano", "clock_mhz: must be within the PLL's"),
+])
+def test_targets(change, target, message):
+    cfg = HardwareConfig.from_dict(dict(GOOD, **change), "t.yaml")
+    assert target_problems(cfg, "components") == []
+    with pytest.raises(ConfigError, match=rf"^t.yaml: hardware configuration t cannot be built for the {target} "
+                                          rf"target: .*{message}"):
+        check_target(cfg, target)
+
+
+def test_default_serves_every_target():
+    cfg = load_hw_config()
+    for target in TARGETS:
+        assert check_target(cfg, target) is cfg
 
 
 @pytest.mark.parametrize("engine,message", [

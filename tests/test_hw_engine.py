@@ -16,10 +16,11 @@ def test_init():
 
 
 @pytest.mark.parametrize("change, error, match", [
-    ({"pe_count": 4}, ValueError, "pe_count must be an integer >= 8, not 4"),
-    ({"pe_count": 24}, ValueError, "pe_count must be a power of two, not 24"),
-    ({"pe_count": 32}, ValueError, "pe_count must divide simd_lanes \\(16\\), not 32"),
-    ({"simd_lanes": 24}, ValueError, "simd_lanes must be a power of two, not 24"),
+    ({"pe_count": 4}, ValueError, "pe_count must be a power of two >= 8 that divides simd_lanes \\(16\\), not 4"),
+    ({"pe_count": 24}, ValueError, "pe_count must be a power of two >= 8 that divides simd_lanes \\(16\\), not 24"),
+    ({"pe_count": 32}, ValueError, "pe_count must be a power of two >= 8 that divides simd_lanes \\(16\\), not 32"),
+    ({"simd_lanes": 24}, ValueError, "simd_lanes must be a power of two >= 8, not 24"),
+    ({"popcount_stages": 5}, ValueError, "popcount_stages must be at most 4"),
     ({"act_buffer_words": 1000}, ValueError, "act_buffer_words must be a power of two, not 1000"),
     ({"weight_buffer_words": 0}, ValueError, "weight_buffer_words must be a positive integer, not 0"),
     ({"max_burst": "8"}, TypeError, "max_burst must be a positive integer, not '8'"),

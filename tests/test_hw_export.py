@@ -6,7 +6,8 @@ import os
 import pytest
 from amaranth.hdl import Fragment
 
-from hw.config import load_hw_config
+from models.errors import ConfigError
+from models.hwconfig import load_hw_config
 from hw.export import COMPONENTS, build_component, export, main, write_if_changed
 
 
@@ -55,7 +56,7 @@ def test_main(tmp_path, capsys):
     assert (tmp_path / "threshold.v").exists() and not (tmp_path / "pe.v").exists()
     assert "test_p4_s8" in capsys.readouterr().out
     assert main(["--config", str(tmp_path / "none.yaml")]) == 2
-    assert "cannot read hardware configuration" in capsys.readouterr().err
+    assert "no such hardware configuration" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "bogus"])
 
@@ -67,5 +68,14 @@ def test_export_accelerator(tmp_path):
     with open(path, encoding="utf-8") as f:
         text = f.read()
     assert "module accelerator(" in text and "csr__address" in text and "wr__byteenable" in text
-    with pytest.raises(ValueError, match="pe_count must be an integer >= 8, not 4"):
+    with pytest.raises(ConfigError, match="test_p4_s8 cannot be built for the accelerator target: pe_count: pe_count must "
+                                          "be a power of two >= 8"):
         build_component("accelerator", load_hw_config("test_p4_s8"))
+
+
+def test_a_configuration_the_accelerator_cannot_take_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(["--config", "test_p3_s16", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot be built for the accelerator target" in err
+    assert not out.exists()

@@ -2,7 +2,7 @@
 
 import json
 
-from hw.config import load_hw_config
+from models.hwconfig import load_hw_config
 from hw.synth import format_table, logic_depth, main, synthesize
 
 

@@ -55,3 +55,17 @@ def test_binarize_weights_errors():
         binarize_weights(np.zeros((3, 3, 4)))
     with pytest.raises(ValueError, match="finite"):
         binarize_weights(np.full((1, 1, 1, 1), np.inf))
+
+
+def test_thermometer_codes():
+    from models.quant import INPUT_CODES, thermometer_codes, thermometer_value
+    v = np.arange(256, dtype=np.uint8)[:, None]
+    codes = thermometer_codes(v)
+    assert codes.shape == (256, INPUT_CODES) and codes.dtype == np.uint8 and codes.max() == 3
+    assert np.array_equal(codes.sum(axis=1), v[:, 0] >> 4)          # the sum is the 4-bit level
+    assert np.all(np.diff(codes.astype(int), axis=1) <= 0)          # thermometer: lower levels fill first
+    assert codes[15].tolist() == [0, 0, 0, 0, 0] and codes[16].tolist() == [1, 0, 0, 0, 0]
+    assert codes[255].tolist() == [3, 3, 3, 3, 3]
+    assert np.array_equal(thermometer_value(codes)[:, 0], (v[:, 0] >> 4) * 16.0 + 8)
+    with pytest.raises(ValueError, match="pixels must be uint8"):
+        thermometer_codes(np.zeros(3, np.int32))

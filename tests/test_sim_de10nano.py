@@ -15,21 +15,24 @@ from cocotb_tools.check_results import get_results
 from cocotb_tools.runner import get_runner
 
 from hw.de10nano import PROJECT_NAME, DE10NanoTop, build_project
+from models.hwconfig import HardwareConfig
 from sim.launch import simulator_params
 from sim.runner import DEFAULT_SEED, ROOT, SIM_BUILD, VERILATOR_ARGS, SimulationFailed
 
 pytestmark = pytest.mark.sim
 
 #: The small accelerator of the board tests.
-BOARD_TEST_PARAMS = dict(pe_count=8, simd_lanes=64, acc_bound=3 * 9 * 64, act_buffer_words=256,
-                         weight_buffer_words=32, popcount_stages=1, max_burst=16)
+BOARD_TEST_CONFIG = HardwareConfig.from_dict({
+    "name": "board_p8_s64", "pe_count": 8, "simd_lanes": 64, "max_kernel": 3, "max_in_channels": 64,
+    "pipeline": {"popcount_stages": 1}, "clock_mhz": 100,
+    "engine": {"act_buffer_words": 256, "weight_buffer_words": 32, "max_burst": 16}})
 MODELS = [ROOT / "sim" / "hdl" / "lmflow_hps_model.v", ROOT / "sim" / "hdl" / "altera_models.v"]
 
 
 def run_board(sim):
     build_dir = SIM_BUILD / f"de10nano-board_p8_s64-{sim}"
     project = build_dir / "project"
-    build_project(str(project), DE10NanoTop(accel_params=BOARD_TEST_PARAMS, clock_hz=100e6))
+    build_project(str(project), DE10NanoTop(config=BOARD_TEST_CONFIG))
     top = project / f"{PROJECT_NAME}.v"
     # A smoke test runs a few thousand cycles: an unoptimized C++ build compiles much faster.
     build_args = VERILATOR_ARGS + ["-CFLAGS", "-O0"] if sim == "verilator" else []

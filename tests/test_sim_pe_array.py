@@ -4,7 +4,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 import pytest
 
-from hw.config import load_hw_config
+from models.hwconfig import load_hw_config
 from hw.export import build_component
 from sim.launch import config_params, simulator_params
 from sim.runner import TEST_CONFIGS, SimulationFailed, run_component

@@ -143,7 +143,7 @@ def test_busy_lasts_the_modelled_cycles():
     t = GoldenTransport(PARAMS, cycle_model=lambda d: 1000, clock_hz=1e6)
     drv = Accelerator(t, PARAMS)
     base, _ = t.arena
-    desc = Descriptor(dict(kernel=1, input_op=0, output_mode=1, reserved0=0, layer_id=9, src_height=2,
+    desc = Descriptor(dict(kernel=1, input_op=0, output_mode=1, src_format=0, layer_id=9, src_height=2,
                            src_width=2, src_channels=64, out_channels=32, src_addr=base + 0x100,
                            weights_addr=base + 0x400, thresholds_addr=0, dst_addr=base + 0x800), PARAMS)
     t.mem_write(base, desc.to_bytes())
@@ -181,7 +181,7 @@ def test_driver_runs_a_list_and_reads_the_counters():
     t = GoldenTransport(PARAMS, cycle_model=lambda d: 5000)
     drv = Accelerator(t, PARAMS)
     base, _ = t.arena
-    desc = Descriptor(dict(kernel=3, input_op=0, output_mode=1, reserved0=0, layer_id=4, src_height=4,
+    desc = Descriptor(dict(kernel=3, input_op=0, output_mode=1, src_format=0, layer_id=4, src_height=4,
                            src_width=4, src_channels=64, out_channels=32, src_addr=base + 0x1000,
                            weights_addr=base + 0x2000, thresholds_addr=0, dst_addr=base + 0x4000), PARAMS)
     t.mem_write(base, desc.to_bytes() * 2)
@@ -251,19 +251,13 @@ def test_golden_transport_parameters():
         GoldenTransport(PARAMS, cycle_model=3)
 
 
-def test_the_cycle_model_comes_from_hw_when_present(monkeypatch):
-    fake = types.ModuleType("hw.cycle_model")
-    fake.descriptor_cycles = lambda desc, params: desc.layer_id * params.pe_count
-    monkeypatch.setitem(sys.modules, "hw.cycle_model", fake)
-    import hw
-    monkeypatch.setattr(hw, "cycle_model", fake, raising=False)
-    desc = Descriptor(dict(kernel=1, input_op=0, output_mode=1, reserved0=0, layer_id=3, src_height=2,
+def test_the_default_cycle_model_is_the_contracts():
+    from models.cycles import descriptor_cycles
+    desc = Descriptor(dict(kernel=1, input_op=0, output_mode=1, src_format=0, layer_id=3, src_height=2,
                            src_width=2, src_channels=64, out_channels=32, src_addr=0, weights_addr=0,
                            thresholds_addr=0, dst_addr=0), PARAMS)
-    assert GoldenTransport(PARAMS).cycle_model(desc) == 96
-    monkeypatch.setitem(sys.modules, "hw.cycle_model", None)
-    monkeypatch.delattr(hw, "cycle_model")
-    assert GoldenTransport(PARAMS).cycle_model is None
+    assert GoldenTransport(PARAMS).cycle_model(desc) == descriptor_cycles(desc, PARAMS) > 0
+    assert GoldenTransport(PARAMS, cycle_model=None).cycle_model is None
 
 
 # -- backends -----------------------------------------------------------------------------------

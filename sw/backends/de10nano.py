@@ -27,6 +27,7 @@ import mmap
 import os
 import re
 
+from models.board import ARENA_BASE, ARENA_SIZE, LW_BRIDGE_BASE, LW_BRIDGE_SPAN
 from models.regmap import REGMAP_BYTES
 
 from ..errors import DeviceUnavailableError
@@ -36,11 +37,10 @@ __all__ = ["DE10NanoTransport", "create_transport", "LW_BRIDGE_BASE", "LW_BRIDGE
            "DEFAULT_DDR_SIZE", "BOARD_PATTERN"]
 
 #: Lightweight HPS-to-FPGA bridge: physical base and span (Cyclone V HPS memory map).
-LW_BRIDGE_BASE = 0xFF20_0000
-LW_BRIDGE_SIZE = 0x20_0000
+LW_BRIDGE_SIZE = LW_BRIDGE_SPAN
 #: Default reserved DDR region for /dev/mem (above a 512 MiB Linux).
-DEFAULT_DDR_BASE = 0x2000_0000
-DEFAULT_DDR_SIZE = 64 << 20
+DEFAULT_DDR_BASE = ARENA_BASE
+DEFAULT_DDR_SIZE = ARENA_SIZE
 #: What the device-tree model string of the board matches (e.g. "Terasic DE10-Nano").
 BOARD_PATTERN = re.compile(r"de10[-_ ]?nano", re.IGNORECASE)
 

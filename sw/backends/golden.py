@@ -13,13 +13,15 @@ Timing model
 
 Cycle counters
     ``LAYER_CYCLES{i}`` and ``TOTAL_CYCLES`` come from a cycle model ``(descriptor) -> cycles``:
-    the ``cycle_model`` argument, or by default the accelerator's analytical model
-    ``hw.cycle_model.descriptor_cycles(desc, params)`` when that module exists; without one
-    every counter reads 0 (and ``busy`` ends at the first status read).
+    the ``cycle_model`` argument, or by default the engine's exact analytical model
+    :func:`models.cycles.descriptor_cycles`; with ``cycle_model=None`` every counter reads 0
+    (and ``busy`` ends at the first status read).
 """
 
 import numpy as np
 
+from models.board import ARENA_BASE, ARENA_SIZE
+from models.cycles import descriptor_cycles
 from models.engine import DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, Descriptor, execute_program
 from models.errors import FormatError
 from models.regmap import (CTRL_CLEAR, CTRL_START, ID_MAGIC, MAX_LAYER_COUNTERS, REG, STATUS_BUSY, STATUS_DONE,
@@ -33,23 +35,16 @@ __all__ = ["GoldenTransport", "create_transport", "DEFAULT_ARENA_BASE", "DEFAULT
 
 #: The same physical window as the board's default reserved DDR region, so programs compiled for
 #: either have the same addresses.
-DEFAULT_ARENA_BASE = 0x2000_0000
-DEFAULT_ARENA_SIZE = 64 << 20
+DEFAULT_ARENA_BASE = ARENA_BASE
+DEFAULT_ARENA_SIZE = ARENA_SIZE
 DEFAULT_CLOCK_HZ = 100e6
 
 _OFFSETS = {r.offset: r.name for r in REG.values()}
 
 
 def default_cycle_model(params):
-    """``desc -> cycles`` from ``hw.cycle_model.descriptor_cycles`` if available, else ``None``."""
-    try:
-        from hw import cycle_model
-    except ImportError:
-        return None
-    fn = getattr(cycle_model, "descriptor_cycles", None)
-    if fn is None:
-        return None
-    return lambda desc: fn(desc, params)
+    """``desc -> cycles``: the engine's analytical model (:func:`models.cycles.descriptor_cycles`)."""
+    return lambda desc: descriptor_cycles(desc, params)
 
 
 class _ArenaView:
@@ -90,8 +85,8 @@ class GoldenTransport(Transport):
     clock_hz : float, keyword-only
         Clock that converts cycles into the virtual busy time.
     cycle_model : callable or None or "auto", keyword-only
-        ``(Descriptor) -> cycles``; ``"auto"`` (default) uses ``hw.cycle_model`` when present,
-        ``None`` reports 0 cycles.
+        ``(Descriptor) -> cycles``; ``"auto"`` (default) uses :mod:`models.cycles`, ``None``
+        reports 0 cycles.
 
     Members
     -------

@@ -17,13 +17,15 @@ import tempfile
 import threading
 import time
 
-from ..errors import TransportError
-from ..transport import Transport
+from models.board import ARENA_BASE
+from models.hwconfig import check_target, load_hw_config
+from sw.errors import TransportError
+from sw.transport import Transport
 
 __all__ = ["RtlTransport", "create_transport", "DEFAULT_ARENA_BASE", "MEMORY_WORDS"]
 
 #: Device address of the simulated memory (as the DDR region on the board).
-DEFAULT_ARENA_BASE = 0x20000000
+DEFAULT_ARENA_BASE = ARENA_BASE
 #: Words of the simulated memory (bus words): 1 MiB with the default 128-bit bus.
 MEMORY_WORDS = 65536
 
@@ -35,8 +37,8 @@ class RtlTransport(Transport):
     ----------
     params : models.engine.EngineParams
         Must match the hardware configuration's engine.
-    hw_config : str, optional
-        Hardware configuration (name or YAML path); default ``hw/configs/default.yaml``.
+    hw_config : str or models.hwconfig.HardwareConfig, optional
+        Hardware configuration (name or YAML path); default the default configuration.
     simulator : str
         ``verilator`` (default) or ``icarus``.
     latency : int
@@ -54,16 +56,17 @@ class RtlTransport(Transport):
 
     def __init__(self, params, *, hw_config=None, simulator="verilator", latency=8, start_timeout_s=1800.0):
         super().__init__()
-        from hw.build import accelerator_kwargs, engine_params
         from sim.runner import simulator_missing
 
         reason = simulator_missing(simulator)
         if reason:
             raise TransportError(f"rtl backend: {reason}")
-        if engine_params(hw_config) != params:
-            raise TransportError(f"rtl backend: the hardware configuration's engine {engine_params(hw_config)} "
+        cfg = check_target(load_hw_config(hw_config), "accelerator")
+        if cfg.engine_params != params:
+            raise TransportError(f"rtl backend: the hardware configuration's engine {cfg.engine_params} "
                                  f"differs from the expected {params}")
-        self._kwargs = accelerator_kwargs(hw_config)
+        self._config = cfg
+        self._kwargs = cfg.accelerator_kwargs()
         self._dir = tempfile.mkdtemp(prefix="lmflow-rtl-")
         self._address = os.path.join(self._dir, "socket")
         self._listener = Listener(self._address, family="AF_UNIX")
@@ -76,9 +79,9 @@ class RtlTransport(Transport):
         self._arena = tuple(arena)
 
     def _simulate(self, simulator, latency):
-        from sim.accel_runner import run_accelerator
+        from sim.accel_runner import network_build_name, run_accelerator
         try:
-            run_accelerator("network", self._kwargs, simulator, module="sim.tb_rtl_server",
+            run_accelerator(network_build_name(self._config), self._kwargs, simulator, module="sim.tb_rtl_server",
                             mem_base=DEFAULT_ARENA_BASE, mem_depth=MEMORY_WORDS,
                             extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
         except BaseException as e:      # reported to the host thread

@@ -1,4 +1,4 @@
-"""Analytical cycle model of the convolution engine (:mod:`hw.engine`).
+"""Analytical cycle model of the convolution engine (the gateware in ``hw/engine.py``).
 
 It follows the engine's state machine, with a memory that answers every read after a fixed
 ``latency`` and never inserts wait states (the model's only memory parameter). Under that
@@ -22,11 +22,14 @@ pipeline depth after the last beat (PE array, threshold unit, write FIFO). A des
 costs the sum of its descriptors plus one cycle each and one to finish.
 """
 
-from models.engine import DESCRIPTOR, OUTPUT_RAW, act_buffer_words_needed
+from .engine import DESCRIPTOR, OUTPUT_RAW
 
-from .engine import MUL_COUNT, MUL_CYCLES
+__all__ = ["descriptor_cycles", "list_cycles", "ideal_cycles", "DEFAULT_LATENCY", "MUL_CYCLES", "MUL_COUNT"]
 
-__all__ = ["descriptor_cycles", "list_cycles", "ideal_cycles", "DEFAULT_LATENCY"]
+#: Cycles of one shift-add multiplication in the engine's validation step, and how many it does
+#: (the gateware builds its multiplier from these).
+MUL_CYCLES = 16
+MUL_COUNT = 6
 
 #: Memory read latency (cycles) the model assumes unless told otherwise.
 DEFAULT_LATENCY = 8
@@ -36,19 +39,19 @@ def _load(n, latency):
     return latency + n + 2
 
 
-def descriptor_cycles(desc, params, *, popcount_stages=2, latency=DEFAULT_LATENCY):
+def descriptor_cycles(desc, params=None, *, latency=DEFAULT_LATENCY):
     """Cycles of one descriptor, as ``LAYER_CYCLES`` counts them.
 
     Parameters
     ----------
     desc : models.engine.Descriptor
-    params : models.engine.EngineParams
-    popcount_stages : int
-        Register stages of the PE popcount trees (the pipeline depth).
+    params : models.engine.EngineParams, optional
+        Default ``desc.params``; its ``popcount_stages`` sets the PE array's pipeline depth.
     latency : int
         Memory read latency in cycles.
     """
-    p = params
+    p = desc.params if params is None else params
+    popcount_stages = p.popcount_stages
     bus = p.bus_bits
     k = desc.kernel
     wwt = desc.in_groups * k * k
@@ -63,7 +66,7 @@ def descriptor_cycles(desc, params, *, popcount_stages=2, latency=DEFAULT_LATENC
     desc_beats = -(-DESCRIPTOR.bits // bus)
 
     cycles = 1 + _load(desc_beats, latency) + 1 + 1 + MUL_COUNT * (MUL_CYCLES + 1) + 1
-    cycles += _load(desc.src_groups * desc.src_height * desc.src_width, latency)
+    cycles += _load(desc.src_words, latency)
     tiles = desc.tiles
     for t in range(tiles):
         cycles += 1

@@ -1,6 +1,7 @@
-"""Hardware configuration: array size, supported layer size, pipeline options, clock (YAML).
+"""The hardware configuration: the accelerator's free parameters, its one rule set, and what
+follows from them.
 
-A configuration file (``hw/configs/*.yaml``) holds the free parameters of the accelerator::
+A configuration file (``models/configs/hw/*.yaml``) holds the free parameters::
 
     name: de10nano_p32_s64       # optional, default the file name
     pe_count: 32                 # P: PEs = output channels per beat
@@ -10,44 +11,96 @@ A configuration file (``hw/configs/*.yaml``) holds the free parameters of the ac
     pipeline:
       popcount_stages: 2         # register stages in each popcount tree
     clock_mhz: 100               # target clock
+    engine:                      # optional; defaults in ENGINE_DEFAULTS
+      act_buffer_words: 8192
+      weight_buffer_words: 256
+      max_burst: 64
 
 Everything else is derived, never stored: the accumulator bound
 ``models.conv.acc_bound(max_kernel, max_in_channels)`` sizes the accumulators
 (``signed_bits(-A, A)``), the thresholds (``models.thresholds.threshold_bits(A)``) and the
-threshold records (``models.formats.threshold_record(A)``). :func:`check_network` rejects a
-network with a layer whose accumulator could overflow that bound.
+threshold records (``models.formats.threshold_record(A)``); :attr:`HardwareConfig.engine_params`
+is the :class:`models.engine.EngineParams` the host compiles for and the gateware is built from.
+
+What a configuration must satisfy depends on what is built from it (:data:`TARGETS`):
+
+``components``
+    the PE array, its PEs and popcount trees, the threshold unit: the schema alone;
+``accelerator``
+    the convolution engine and register file (simulation, benchmarks, synthesis): the engine's
+    rules, :class:`models.engine.EngineParams`;
+``de10nano``
+    the board top: the accelerator's, plus the FPGA-to-SDRAM port's width and burst limit and
+    the PLL's output range (:mod:`models.board`).
+
+:func:`check_target` says in one line why a configuration cannot serve a target, before anything
+is built. This module imports no gateware or simulator package: the host, the testbenches and
+the gateware read the same rules.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 import math
 import os
 
 import yaml
 
-from models.conv import acc_bound as conv_acc_bound
-from models.errors import ConfigError
-from models.formats import check_word_bits, threshold_record
-from models.network import build_layers
-from models.thresholds import signed_bits, threshold_bits
+from . import board
+from .conv import acc_bound as conv_acc_bound
+from .engine import EngineParams
+from .errors import ConfigError
+from .formats import check_word_bits, threshold_record
+from .network import build_layers
+from .thresholds import signed_bits, threshold_bits
 
-from .popcount import tree_levels
+__all__ = ["HardwareConfig", "load_hw_config", "default_hw_config_path", "check_network", "check_target",
+           "target_problems", "resolve_hw_config_path", "hw_config_names", "tree_levels", "CONFIG_DIR",
+           "ENGINE_DEFAULTS", "ENGINE_PARAM_FIELDS", "TARGETS"]
 
-__all__ = ["HardwareConfig", "load_hw_config", "default_hw_config_path", "check_network",
-           "CONFIG_DIR"]
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "hw")
 
-CONFIG_DIR = os.path.join(os.path.dirname(__file__), "configs")
+#: Engine sizes for configurations that do not set them: the activation buffer holds the
+#: largest source tensor of the default network (48x64x64 or 24x32x256 codes: 3072 words of
+#: 128 bits, rounded up to a power of two), the weight buffer one tile of the widest layer
+#: (1024 input channels, 3x3: 144 words) in each of its two banks.
+ENGINE_DEFAULTS = {"act_buffer_words": 4096, "weight_buffer_words": 256, "max_burst": 64}
+
+#: Build targets and what each needs (see the module docstring).
+TARGETS = ("components", "accelerator", "de10nano")
 
 _KEYS = ("name", "pe_count", "simd_lanes", "max_kernel", "max_in_channels", "pipeline", "clock_mhz", "engine")
 _OPTIONAL_KEYS = ("name", "engine")
-#: Keys of the optional ``engine`` section (the convolution engine's buffers and bursts); each a
-#: power of two. Defaults in :data:`hw.build.ENGINE_DEFAULTS`.
-_ENGINE_KEYS = ("act_buffer_words", "weight_buffer_words", "max_burst")
+_ENGINE_KEYS = tuple(ENGINE_DEFAULTS)
 _PIPELINE_KEYS = ("popcount_stages",)
+#: YAML key of every EngineParams field (for messages that name the key).
+_PARAM_KEYS = {"pe_count": "pe_count", "simd_lanes": "simd_lanes", "acc_bound": "max_in_channels",
+               "popcount_stages": "pipeline.popcount_stages",
+               **{k: f"engine.{k}" for k in _ENGINE_KEYS}}
+
+
+def tree_levels(width):
+    """Number of adder levels of a binary tree that sums ``width`` one-bit values."""
+    return (int(width) - 1).bit_length()
 
 
 def default_hw_config_path():
-    """Path of the default hardware configuration (P = 32, S = 64, 3x3x1024, 100 MHz)."""
+    """Path of the default hardware configuration."""
     return os.path.join(CONFIG_DIR, "default.yaml")
+
+
+def hw_config_names():
+    """Names of the configurations shipped in :data:`CONFIG_DIR`, sorted."""
+    return sorted(f[:-5] for f in os.listdir(CONFIG_DIR) if f.endswith(".yaml"))
+
+
+def resolve_hw_config_path(path=None):
+    """A configuration's file: ``None`` is the default, a bare name (no directory separator, no
+    ``.yaml``) is looked up in :data:`CONFIG_DIR`, anything else is a path."""
+    if path is None:
+        return default_hw_config_path()
+    path = os.fspath(path)
+    if os.sep not in path and not path.endswith((".yaml", ".yml")):
+        return os.path.join(CONFIG_DIR, path + ".yaml")
+    return path
 
 
 @dataclass(frozen=True)
@@ -66,8 +119,7 @@ class HardwareConfig:
         Register stages in each popcount tree (``pipeline.popcount_stages``).
     clock_mhz : float
     engine : dict
-        The ``engine`` section as given (``act_buffer_words``, ``weight_buffer_words``,
-        ``max_burst``); missing keys take :data:`hw.build.ENGINE_DEFAULTS`.
+        The engine section with every key (:data:`ENGINE_DEFAULTS` where the file sets none).
     source : str
         Where the configuration came from (file path or ``"<dict>"``), used in messages.
     """
@@ -79,18 +131,19 @@ class HardwareConfig:
     max_in_channels: int
     popcount_stages: int
     clock_mhz: float
-    engine: dict = field(default_factory=dict)
+    engine: dict = field(default_factory=lambda: dict(ENGINE_DEFAULTS))
     source: str = field(default="<dict>", compare=False)
 
     @classmethod
     def from_dict(cls, data, source="<dict>"):
-        """Validate a configuration dictionary (as read from YAML).
+        """Validate a configuration dictionary (as read from YAML) against the schema.
 
         Raises
         ------
         ConfigError
             Naming ``source`` and the key, for an unknown or missing key, a wrong type or an
-            impossible value.
+            impossible value. (What a build target needs beyond the schema is
+            :func:`check_target`'s.)
         """
         def fail(key, msg):
             raise ConfigError(f"{source}: {key}: {msg}")
@@ -158,14 +211,25 @@ class HardwareConfig:
             fail("name", f"must be a non-empty string, not {name!r}")
         return cls(name=name, pe_count=pe_count, simd_lanes=simd_lanes, max_kernel=max_kernel,
                    max_in_channels=max_in_channels, popcount_stages=stages,
-                   clock_mhz=float(clock), engine=dict(engine), source=source)
+                   clock_mhz=float(clock), engine={**ENGINE_DEFAULTS, **engine}, source=source)
 
     def to_dict(self):
         """The configuration as a YAML-ready dictionary (inverse of :meth:`from_dict`)."""
         return {"name": self.name, "pe_count": self.pe_count, "simd_lanes": self.simd_lanes,
                 "max_kernel": self.max_kernel, "max_in_channels": self.max_in_channels,
                 "pipeline": {"popcount_stages": self.popcount_stages},
-                "clock_mhz": self.clock_mhz, **({"engine": dict(self.engine)} if self.engine else {})}
+                "clock_mhz": self.clock_mhz, "engine": dict(self.engine)}
+
+    def replace(self, **changes):
+        """A validated copy with some keys changed (``engine`` and ``pipeline`` keys may be given
+        as ``engine={...}`` / ``popcount_stages=...``)."""
+        d = self.to_dict()
+        if "popcount_stages" in changes:
+            d["pipeline"] = {"popcount_stages": changes.pop("popcount_stages")}
+        if "engine" in changes:
+            d["engine"] = {**d["engine"], **changes.pop("engine")}
+        d.update(changes)
+        return HardwareConfig.from_dict(d, source=self.source)
 
     @property
     def acc_bound(self):
@@ -191,6 +255,39 @@ class HardwareConfig:
     def macs_per_cycle(self):
         return self.pe_count * self.simd_lanes
 
+    @property
+    def clock_hz(self):
+        return self.clock_mhz * 1e6
+
+    @property
+    def engine_params(self):
+        """The :class:`models.engine.EngineParams` of this configuration.
+
+        Raises
+        ------
+        ConfigError
+            Naming the file and the key, if the engine cannot be built from it.
+        """
+        params, problem = self._engine()
+        if problem:
+            raise ConfigError(f"{self.source}: {problem}")
+        return params
+
+    def _engine(self):
+        """``(EngineParams, None)``, or ``(None, "key: why")`` when the engine's rules refuse."""
+        kw = {"pe_count": self.pe_count, "simd_lanes": self.simd_lanes, "acc_bound": self.acc_bound,
+              "popcount_stages": self.popcount_stages, **self.engine}
+        try:
+            return EngineParams(**kw), None
+        except ValueError as e:
+            param = str(e).split(" ", 1)[0]
+            return None, f"{_PARAM_KEYS.get(param, param)}: {e}"
+
+    def accelerator_kwargs(self):
+        """Keyword arguments of the gateware's ``Accelerator`` / ``ConvEngine``: the
+        :class:`~models.engine.EngineParams` fields."""
+        return asdict(self.engine_params)
+
     def summary(self):
         """One line describing the configuration and its derived widths."""
         return (f"{self.name}: P={self.pe_count} S={self.simd_lanes} "
@@ -201,9 +298,9 @@ class HardwareConfig:
 
 
 def load_hw_config(path=None):
-    """Read and validate a hardware configuration YAML file (default: ``hw/configs/default.yaml``).
+    """Read and validate a hardware configuration YAML file (default: ``default.yaml``).
 
-    A bare name (no directory, no ``.yaml``) is looked up in ``hw/configs/``.
+    A bare name (no directory, no ``.yaml``) is looked up in :data:`CONFIG_DIR`.
 
     Raises
     ------
@@ -211,19 +308,58 @@ def load_hw_config(path=None):
         If the file is missing or unreadable, is not YAML, or fails validation; the message
         names the file and the key.
     """
-    if path is None:
-        path = default_hw_config_path()
-    path = os.fspath(path)
-    if os.sep not in path and not path.endswith((".yaml", ".yml")):
-        path = os.path.join(CONFIG_DIR, path + ".yaml")
+    if isinstance(path, HardwareConfig):
+        return path
+    path = resolve_hw_config_path(path)
     try:
         with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f)
+    except FileNotFoundError:
+        names = ", ".join(hw_config_names())
+        raise ConfigError(f"{path}: no such hardware configuration (shipped: {names})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read hardware configuration: {e.strerror}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}".replace("\n", " ")) from None
     return HardwareConfig.from_dict(data, source=path)
+
+
+def target_problems(cfg, target):
+    """Why ``cfg`` cannot serve ``target`` (one of :data:`TARGETS`): a list of messages, empty
+    when it can."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}, not {target!r}")
+    if target == "components":
+        return []
+    params, problem = cfg._engine()
+    if problem:
+        return [problem]
+    problems = []
+    if target == "de10nano":
+        if params.bus_bits != board.F2SDRAM_DATA_WIDTH:
+            problems.append(f"simd_lanes: the board top needs a {board.F2SDRAM_DATA_WIDTH}-bit bus (the "
+                            f"FPGA-to-SDRAM port's width: simd_lanes = {board.F2SDRAM_DATA_WIDTH // 2}), "
+                            f"not {params.bus_bits} bits (simd_lanes = {cfg.simd_lanes})")
+        if params.max_burst >= 1 << board.F2SDRAM_BURST_WIDTH:
+            problems.append(f"engine.max_burst: must be below {1 << board.F2SDRAM_BURST_WIDTH} beats for the "
+                            f"FPGA-to-SDRAM port, not {params.max_burst}")
+        lo, hi = board.PLL_OUT_RANGE_HZ
+        if not lo <= cfg.clock_hz <= hi:
+            problems.append(f"clock_mhz: must be within the PLL's output range {lo / 1e6:g}..{hi / 1e6:g} MHz, "
+                            f"not {cfg.clock_mhz:g}")
+    return problems
+
+
+def check_target(cfg, target):
+    """Raise :class:`ConfigError` in one line if ``cfg`` cannot serve ``target``; return ``cfg``.
+
+    The message names the configuration's file, the target and every reason.
+    """
+    problems = target_problems(cfg, target)
+    if problems:
+        raise ConfigError(f"{cfg.source}: hardware configuration {cfg.name} cannot be built for the {target} "
+                          f"target: " + "; ".join(problems))
+    return cfg
 
 
 def check_network(hw, net):
@@ -234,11 +370,6 @@ def check_network(hw, net):
     (:attr:`HardwareConfig.acc_bound`): then neither its accumulators nor its thresholds can
     overflow. (A 1x1 layer may therefore have up to ``max_kernel**2 * max_in_channels`` input
     channels.) Layers that run on the host are not checked.
-
-    Parameters
-    ----------
-    hw : HardwareConfig
-    net : models.network.NetworkConfig
 
     Returns
     -------
@@ -269,3 +400,7 @@ def check_network(hw, net):
         raise ConfigError(f"network {net.name} ({net.source}) does not fit hardware configuration "
                           f"{hw.name} ({hw.source}): " + "; ".join(problems))
     return layers
+
+
+#: The EngineParams fields, in order (for code that lists them, e.g. testbench environments).
+ENGINE_PARAM_FIELDS = tuple(f.name for f in fields(EngineParams))
