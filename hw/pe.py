@@ -8,7 +8,8 @@ from models.quant import ACT_BITS, ACT_LEVELS
 from models.thresholds import signed_bits
 
 from ._params import check_int
-from .popcount import Popcount, tree_levels
+from .lane_sum import LaneSum
+from .popcount import tree_levels
 
 __all__ = ["PE"]
 
@@ -18,12 +19,15 @@ class PE(wiring.Component):
 
     Each beat carries the two bit-planes ``a0``, ``a1`` of ``simd_lanes`` activation codes (one
     kernel tap, ``simd_lanes`` input channels) and the ``simd_lanes`` weight bits of this PE's
-    output channel (1 = +1, 0 = -1). The PE computes, with AND gates, popcounts, a shift and a
+    output channel (1 = +1, 0 = -1). The PE computes, with AND gates, adders, a shift and a
     subtraction and no multiplier::
 
-        contribution = sum_b 2**b * (2 * popcount(a_b & w) - popcount(a_b))
+        contribution = 2 * sum_j w_j * q_j - sum_j q_j
+                     = sum_b 2**b * (2 * popcount(a_b & w) - popcount(a_b))
 
-    which is ``sum_j q_j * s_j`` over the lanes, and accumulates it: a beat with ``first`` set
+    which is ``sum_j q_j * s_j`` over the lanes (``q_j = a0_j + 2*a1_j``), and accumulates it.
+    ``sum_j w_j * q_j`` comes from a :class:`~hw.lane_sum.LaneSum`, whose first adder level adds
+    two lanes' ``w * q`` in one 6-input function per bit (the AND folded in). It a beat with ``first`` set
     starts a new sum, a beat with ``last`` set emits the sum on ``o_stream`` (a beat may carry
     both). A sum continues from the previous beat when ``first`` is clear, so every group of
     beats must begin with ``first``.
@@ -33,9 +37,8 @@ class PE(wiring.Component):
     non-negative number): :class:`~hw.pe_array.PEArray` computes the left-out term once for all
     its PEs and subtracts it at the output.
 
-    Pipeline: the AND gates feed ``popcount_stages`` register stages of popcount trees
-    (:class:`~hw.popcount.Popcount`), then the accumulator register, which is also the output
-    register. The whole pipeline stalls while an emitted sum waits on ``o_stream``.
+    Pipeline: ``popcount_stages`` register stages of the lane-sum trees, then the accumulator
+    register, which is also the output register. The whole pipeline stalls while an emitted sum waits on ``o_stream``.
 
     Parameters
     ----------
@@ -150,21 +153,20 @@ class PE(wiring.Component):
         payload = self.i_stream.payload
         flags = data.StructLayout({"first": 1, "last": 1})
 
-        # Popcounts of a_b & w (every PE) and of a_b (unless the caller shares them), in lockstep:
-        # same valid, same ready, same latency; the flags ride along with the first one.
+        # sum_j w_j * q_j (every PE) and sum_j q_j (unless the caller shares it), in lockstep: same
+        # valid, same ready, same latency; the flags ride along with the first.
         trees = []
-        for b in range(ACT_BITS):
-            pos = Popcount(width=self._simd_lanes, stages=self._popcount_stages,
-                           user=flags if b == 0 else None)
-            m.submodules[f"popcount_aw{b}"] = pos
-            m.d.comb += pos.i_stream.payload.data.eq(payload.planes[b] & payload.weights)
-            trees.append(("aw", b, pos))
-            if self._subtract_ones:
-                ones = Popcount(width=self._simd_lanes, stages=self._popcount_stages)
-                m.submodules[f"popcount_a{b}"] = ones
-                m.d.comb += ones.i_stream.payload.data.eq(payload.planes[b])
-                trees.append(("a", b, ones))
-        lead = trees[0][2]
+        pos = LaneSum(width=self._simd_lanes, stages=self._popcount_stages, user=flags)
+        m.submodules.lane_sum = pos
+        m.d.comb += [pos.i_stream.payload.planes.eq(payload.planes), pos.i_stream.payload.weights.eq(payload.weights)]
+        trees.append(pos)
+        if self._subtract_ones:
+            ones = LaneSum(width=self._simd_lanes, stages=self._popcount_stages)
+            m.submodules.code_sum = ones
+            m.d.comb += [ones.i_stream.payload.planes.eq(payload.planes),
+                         ones.i_stream.payload.weights.eq((1 << self._simd_lanes) - 1)]
+            trees.append(ones)
+        lead = trees[0]
         m.d.comb += [
             lead.i_stream.payload.user.first.eq(payload.first),
             lead.i_stream.payload.user.last.eq(payload.last),
@@ -174,7 +176,7 @@ class PE(wiring.Component):
         acc = Signal(self.acc_shape, reset_less=True)
         o_valid = Signal()
 
-        for _, _, tree in trees:
+        for tree in trees:
             m.d.comb += [
                 tree.i_stream.valid.eq(self.i_stream.valid),
                 tree.o_stream.ready.eq(advance),
@@ -184,12 +186,10 @@ class PE(wiring.Component):
             advance.eq(~o_valid | self.o_stream.ready),
         ]
 
-        pos = sum(tree.o_stream.payload.count << b for kind, b, tree in trees if kind == "aw")
         if self._subtract_ones:
-            ones = sum(tree.o_stream.payload.count << b for kind, b, tree in trees if kind == "a")
-            contribution = (pos << 1) - ones
+            contribution = (pos.o_stream.payload.sum << 1) - ones.o_stream.payload.sum
         else:
-            contribution = pos
+            contribution = pos.o_stream.payload.sum
 
         arrived = lead.o_stream.payload.user
         with m.If(advance):

@@ -9,6 +9,7 @@ from models.quant import ACT_BITS, ACT_LEVELS
 from models.thresholds import DIR_DECREASING, DIR_INCREASING, signed_bits
 
 from ._params import check_int
+from .records import record_layout as _record_layout
 
 __all__ = ["ThresholdUnit", "record_layout"]
 
@@ -19,11 +20,7 @@ def record_layout(acc_bound):
     Every field sits at the offset and has the width and signedness the record format gives it,
     so the bit layout is defined once, in :mod:`models.formats`.
     """
-    record = threshold_record(acc_bound)
-    return data.FlexibleLayout(record.bits, {
-        f.name: data.Field(signed(f.width) if f.signed else unsigned(f.width), record.offsets[f.name])
-        for f in record.fields
-    })
+    return _record_layout(threshold_record(acc_bound))
 
 
 class ThresholdUnit(wiring.Component):

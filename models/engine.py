@@ -43,7 +43,8 @@ __all__ = [
     "ERR_NONE", "ERR_KERNEL", "ERR_INPUT_OP", "ERR_SHAPE", "ERR_CAPACITY", "ERR_OVERFLOW",
     "ERR_ALIGN", "ERR_ADDRESS", "ERR_FORMAT", "ERROR_NAMES", "SRC_CODES", "SRC_FRAMES", "FRAME_SIMD_LANES",
     "Descriptor", "validate_descriptor",
-    "execute_descriptor", "execute_program", "row_stride", "act_buffer_words_needed",
+    "execute_descriptor", "execute_program", "row_stride", "act_buffer_words_needed", "raw_channels",
+    "raw_tensor_bytes",
 ]
 
 #: input_op field values.
@@ -87,6 +88,19 @@ DESCRIPTOR = RecordLayout("descriptor", [
     Field("thresholds_addr", 32, False, "tiled threshold records, byte address (codes mode)"),
     Field("dst_addr", 32, False, "destination, byte address"),
 ], bits=256)
+
+
+def raw_channels(out_channels, params):
+    """Channels a pixel's raw accumulators take in memory: ``out_channels`` rounded up to a whole
+    bus word (``params.bus_bits / params.acc_bits`` channels); the padding channels read 0."""
+    per_word = params.bus_bits // params.acc_bits
+    return -(-int(out_channels) // per_word) * per_word
+
+
+def raw_tensor_bytes(height, width, out_channels, params):
+    """Bytes of a raw-accumulator tensor (``models.formats.pack_accumulators`` layout with
+    :func:`raw_channels` channels)."""
+    return int(height) * int(width) * raw_channels(out_channels, params) * params.acc_bits // 8
 
 
 def _power_of_two(x):
@@ -253,8 +267,7 @@ class Descriptor:
             out["dst"] = (self.dst_addr, channel_groups(self.out_channels, p.simd_lanes)
                           * self.out_height * self.out_width * p.bus_bytes)
         else:
-            out["dst"] = (self.dst_addr, self.out_height * self.out_width * self.tiles * p.pe_count
-                          * p.acc_bits // 8)
+            out["dst"] = (self.dst_addr, raw_tensor_bytes(self.out_height, self.out_width, self.out_channels, p))
         return out
 
 
@@ -326,9 +339,10 @@ def _read(memory, addr, nbytes):
 def execute_descriptor(memory, desc):
     """Run one (valid) descriptor on a memory image (a writable uint8 array), as the engine does.
 
-    Both output modes write whole tiles of ``P`` channels, the channels past ``O`` as 0 (codes:
-    the padding threshold records are constant 0; raw: masked). Codes outputs touch only the
-    lanes of those tiles in the destination groups (the other lanes keep their content).
+    Codes outputs write whole tiles of ``P`` channels, the channels past ``O`` as 0 (the padding
+    threshold records are constant 0), and touch only the lanes of those tiles in the
+    destination groups (the other lanes keep their content). Raw outputs write every pixel's
+    accumulators padded with zeros to a whole bus word (:func:`raw_channels`).
 
     Returns
     -------
@@ -356,7 +370,7 @@ def execute_descriptor(memory, desc):
     ho, wo, o = acc.shape
     dst_addr, dst_bytes = desc.regions()["dst"]
     if desc.output_mode == OUTPUT_RAW:
-        raw = pack_accumulators(acc, p.acc_bits, desc.tiles * p.pe_count)
+        raw = pack_accumulators(acc, p.acc_bits, raw_channels(desc.out_channels, p))
         memory[dst_addr:dst_addr + dst_bytes] = raw.reshape(-1)
         return acc
     t_addr, t_bytes = desc.regions()["thresholds"]

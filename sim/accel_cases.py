@@ -12,10 +12,12 @@ import numpy as np
 
 from models.board import BUFFER_ALIGN
 from models.conv import conv_w1a2_direct
-from models.engine import (DESCRIPTOR, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, ERROR_NAMES,
-                           act_buffer_words_needed, execute_program, validate_descriptor)
-from models.formats import (channel_groups, pack_activations, pack_thresholds_tiled, pack_weights_tiled,
-                            tiles)
+from models.engine import (DESCRIPTOR, FRAME_SIMD_LANES, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, SRC_FRAMES,
+                           Descriptor, ERROR_NAMES,
+                           act_buffer_words_needed, execute_program, raw_channels, raw_tensor_bytes,
+                           validate_descriptor)
+from models.formats import (FRAME_CODE_CHANNELS, FRAME_COLORS, channel_groups, frame_pair_codes,
+                            pack_activations, pack_frame_pair, pack_thresholds_tiled, pack_weights_tiled, tiles)
 from models.ops import space_to_depth, upsample_nearest
 from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
@@ -37,11 +39,22 @@ class LayerCase:
     table: ThresholdTable      # None when raw
     dst_groups_before: int     # concat: groups of other data before the output in its tensor
     dst_groups_after: int
+    frames: bool = False       # the source is a frame-pair image: codes holds the (Hs, Ws, 6) uint8 frames
 
     def describe(self):
         h, w, c = self.codes.shape
+        src = f"frame pair {h}x{w}" if self.frames else f"{h}x{w}x{c}"
         return (f"k={self.kernel} {OP_NAMES[self.op]} {'raw' if self.raw else 'codes'} "
-                f"{h}x{w}x{c} -> {self.signs.shape[3]}")
+                f"{src} -> {self.signs.shape[3]}")
+
+    def conv_input(self):
+        """The codes the convolution reads (after the input operation)."""
+        x = space_to_depth(frame_pair_codes(self.codes), 2) if self.frames else self.codes
+        if self.op == OP_CODES["space_to_depth"] and not self.frames:
+            x = space_to_depth(x, 2)
+        elif self.op == OP_CODES["upsample"]:
+            x = upsample_nearest(x, 2)
+        return x
 
 
 def _random_table(rng, acc, acc_bound):
@@ -66,14 +79,24 @@ def _random_table(rng, acc, acc_bound):
     return ThresholdTable(th, direction, const, acc_bound)
 
 
-def random_layer(rng, params, *, max_hw=8):
-    """A random layer that fits the engine (shape, buffers, accumulator bound)."""
+def random_layer(rng, params, *, max_hw=8, frames=None):
+    """A random layer that fits the engine (shape, buffers, accumulator bound).
+
+    ``frames``: True for a frame-pair source, False for codes, None (default) to draw it (a frame
+    pair now and then where the configuration takes them).
+    """
     s, p = params.simd_lanes, params.pe_count
+    if frames is None:
+        frames = params.simd_lanes in FRAME_SIMD_LANES and rng.random() < 0.15
     for _ in range(1000):
         kernel = int(rng.choice([1, 3]))
         op = int(rng.choice(list(OP_CODES.values())))
         raw = bool(rng.random() < 0.35)
-        if op == OP_CODES["space_to_depth"]:
+        if frames:
+            op = OP_CODES["space_to_depth"]
+            hs, ws = 2 * int(rng.integers(1, max_hw // 2 + 1)), 2 * int(rng.integers(1, max_hw // 2 + 1))
+            cs = FRAME_CODE_CHANNELS
+        elif op == OP_CODES["space_to_depth"]:
             hs, ws = 2 * int(rng.integers(1, max_hw // 2 + 1)), 2 * int(rng.integers(1, max_hw // 2 + 1))
             cs = s * int(rng.integers(1, 3))
         else:
@@ -83,27 +106,26 @@ def random_layer(rng, params, *, max_hw=8):
             cs = int(rng.integers(1, 3 * s + 1))
         o = int(rng.integers(1, 3 * p + 1))
         cin = 4 * cs if op == OP_CODES["space_to_depth"] else cs
-        fields = dict(kernel=kernel, input_op=op, output_mode=int(raw), src_format=0, layer_id=0,
-                      src_height=hs, src_width=ws, src_channels=cs, out_channels=o, src_addr=0,
+        fields = dict(kernel=kernel, input_op=op, output_mode=int(raw), src_format=SRC_FRAMES if frames else 0,
+                      layer_id=0, src_height=hs, src_width=ws, src_channels=cs, out_channels=o, src_addr=0,
                       weights_addr=0, thresholds_addr=0, dst_addr=0)
         d = Descriptor(fields, params)
         if (act_buffer_words_needed(d) > params.act_buffer_words
                 or d.in_groups * kernel * kernel > params.weight_buffer_words
                 or 3 * kernel * kernel * cin > params.acc_bound):
             continue
-        codes = rng.integers(0, 4, (hs, ws, cs)).astype(np.uint8)
-        if rng.random() < 0.15:
-            codes[:] = rng.choice([0, 3])          # all-zero or all-three activations
+        if frames:
+            codes = rng.integers(0, 256, (hs, ws, FRAME_COLORS), dtype=np.uint8)
+        else:
+            codes = rng.integers(0, 4, (hs, ws, cs)).astype(np.uint8)
+            if rng.random() < 0.15:
+                codes[:] = rng.choice([0, 3])          # all-zero or all-three activations
         signs = np.where(rng.random((kernel, kernel, cin, o)) < 0.5, -1, 1).astype(np.int8)
-        table = None
+        case = LayerCase(kernel, op, raw, codes, signs, None, int(rng.integers(0, 2)), int(rng.integers(0, 2)),
+                         frames)
         if not raw:
-            x = codes
-            if op == OP_CODES["space_to_depth"]:
-                x = space_to_depth(x, 2)
-            elif op == OP_CODES["upsample"]:
-                x = upsample_nearest(x, 2)
-            table = _random_table(rng, conv_w1a2_direct(x, signs), params.acc_bound)
-        return LayerCase(kernel, op, raw, codes, signs, table, int(rng.integers(0, 2)), int(rng.integers(0, 2)))
+            case.table = _random_table(rng, conv_w1a2_direct(case.conv_input(), signs), params.acc_bound)
+        return case
     raise RuntimeError("no random layer fits this engine configuration")
 
 
@@ -137,7 +159,11 @@ def build_case(rng, params, layers, base, size, layer_ids=None):
     for i, layer in enumerate(layers):
         hs, ws, cs = layer.codes.shape
         k, _, cin, o = layer.signs.shape
-        src = pack_activations(layer.codes, params.simd_lanes).reshape(-1)
+        if layer.frames:
+            cs = FRAME_CODE_CHANNELS
+            src = pack_frame_pair(layer.codes).reshape(-1)
+        else:
+            src = pack_activations(layer.codes, params.simd_lanes).reshape(-1)
         src_off = alloc(src.size)
         image[src_off:src_off + src.size] = src
         wt = pack_weights_tiled(layer.signs, params.pe_count, params.simd_lanes).reshape(-1)
@@ -149,12 +175,12 @@ def build_case(rng, params, layers, base, size, layer_ids=None):
             t_off = alloc(th.size)
             image[t_off:t_off + th.size] = th
         fields = dict(kernel=k, input_op=layer.op, output_mode=OUTPUT_RAW if layer.raw else OUTPUT_CODES,
-                      src_format=0, layer_id=(layer_ids[i] if layer_ids else 10 + i), src_height=hs,
+                      src_format=SRC_FRAMES if layer.frames else 0, layer_id=(layer_ids[i] if layer_ids else 10 + i), src_height=hs,
                       src_width=ws, src_channels=cs, out_channels=o, src_addr=base + src_off,
                       weights_addr=base + w_off, thresholds_addr=base + t_off if t_off else 0, dst_addr=0)
         d = Descriptor(fields, params)
         if layer.raw:
-            nbytes = d.out_height * d.out_width * tiles(o, params.pe_count) * params.pe_count * params.acc_bits // 8
+            nbytes = raw_tensor_bytes(d.out_height, d.out_width, o, params)
             d_off = alloc(nbytes)
         else:
             g = channel_groups(o, params.simd_lanes)
@@ -186,7 +212,7 @@ def describe_mismatch(expected, got, descs, base, params):
             off = addr - daddr
             if d.output_mode == OUTPUT_RAW:
                 elem = params.acc_bits // 8
-                stride = tiles(d.out_channels, params.pe_count) * params.pe_count
+                stride = raw_channels(d.out_channels, params)
                 pix, ch = divmod(off // elem, stride)
                 y, x = divmod(pix, d.out_width)
                 where = f"layer {i} (raw) at y={y} x={x} channel {ch}"

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.board import BUFFER_ALIGN
-from models.engine import DESCRIPTOR, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, validate_descriptor, ERROR_NAMES
+from models.engine import (DESCRIPTOR, ERROR_NAMES, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, raw_channels,
+                           raw_tensor_bytes, validate_descriptor)
 from models.errors import ConfigError
 from models.formats import (channel_groups, pack_activations, pack_thresholds_tiled, pack_weights_tiled,
                             tiles, unpack_accumulators, unpack_activations)
@@ -125,7 +126,7 @@ class Program:
         if pl.kind == OUT_CODES:
             n = channel_groups(pl.channels, p.simd_lanes) * pl.height * pl.width * p.bus_bytes
         else:
-            n = pl.height * pl.width * tiles(pl.channels, p.pe_count) * p.pe_count * p.acc_bits // 8
+            n = raw_tensor_bytes(pl.height, pl.width, pl.channels, p)
         return self.address(name), n
 
     def unpack_tensor(self, name, data):
@@ -136,8 +137,8 @@ class Program:
         if pl.kind == OUT_CODES:
             g = channel_groups(pl.channels, p.simd_lanes)
             return unpack_activations(raw.reshape(g, pl.height, pl.width, 2, p.simd_lanes // 8), pl.channels)
-        t = tiles(pl.channels, p.pe_count)
-        return unpack_accumulators(raw.reshape(pl.height, pl.width, t * p.pe_count, p.acc_bits // 8), pl.channels)
+        stored = raw_channels(pl.channels, p)
+        return unpack_accumulators(raw.reshape(pl.height, pl.width, stored, p.acc_bits // 8), pl.channels)
 
 
 def compile_program(model, params, base=0):
@@ -214,8 +215,7 @@ def compile_program(model, params, base=0):
         if kind == OUT_CODES:
             size = channel_groups(layer.c_out, s) * layer.height * layer.width * params.bus_bytes
         else:
-            size = layer.height * layer.width * tiles(layer.c_out, params.pe_count) * params.pe_count \
-                * params.acc_bits // 8
+            size = raw_tensor_bytes(layer.height, layer.width, layer.c_out, params)
         alloc(f"tensor:{name}", size)
         prog.placements[name] = Placement(f"tensor:{name}", 0, layer.c_out, layer.height, layer.width, kind)
 

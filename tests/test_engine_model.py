@@ -7,7 +7,8 @@ from models import QuantizedModel, load_network_config, random_frame_pairs, rand
 from models.conv import conv_w1a2_direct
 from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_FORMAT, ERR_INPUT_OP, ERR_KERNEL,
                            ERR_NONE, ERR_OVERFLOW, ERR_SHAPE, OUTPUT_RAW, SRC_FRAMES, Descriptor, EngineParams,
-                           act_buffer_words_needed, execute_descriptor, execute_program, validate_descriptor)
+                           act_buffer_words_needed, execute_descriptor, execute_program, raw_channels,
+                           validate_descriptor)
 from models.formats import frame_pair_codes, pack_frame_pair, unpack_accumulators
 from models.ops import space_to_depth
 from models.errors import ConfigError
@@ -102,7 +103,7 @@ def test_frame_pair_layer_on_the_functional_engine(lanes):
     expected = conv_w1a2_direct(space_to_depth(frame_pair_codes(frames), 2), signs)
     assert np.array_equal(acc, expected)
     addr, n = d.regions()["dst"]
-    stored = unpack_accumulators(memory[addr:addr + n].reshape(3, 5, 64, params.acc_bits // 8), 40)
+    stored = unpack_accumulators(memory[addr:addr + n].reshape(3, 5, raw_channels(40, params), params.acc_bits // 8), 40)
     assert np.array_equal(stored, expected)
 
 

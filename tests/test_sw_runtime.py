@@ -205,7 +205,7 @@ def test_version_mismatch():
         def _read_reg(self, offset):
             return VERSION + (1 << 16) if offset == REG["VERSION"].offset else super()._read_reg(offset)
 
-    with pytest.raises(AcceleratorError, match=r"accelerator version 2.0 is not compatible with the host's 1.0"):
+    with pytest.raises(AcceleratorError, match=r"accelerator version 2.1 is not compatible with the host's 1.1"):
         Accelerator(Newer(PARAMS), PARAMS)
 
 

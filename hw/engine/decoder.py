@@ -1,0 +1,145 @@
+"""Descriptor decoder: the fetched 256-bit layer descriptor -> its fields and the sizes derived from them."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.engine import DESCRIPTOR, OP_CODES, OUTPUT_RAW, SRC_FRAMES, EngineParams
+
+from ..records import record_layout
+
+__all__ = ["DescriptorDecoder", "descriptor_layout", "derived_layout", "DECODE_CYCLES"]
+
+#: Cycles from ``load`` to valid ``fields`` and ``derived`` (two register stages).
+DECODE_CYCLES = 2
+
+_OP_ID = OP_CODES["identity"]
+_OP_S2D = OP_CODES["space_to_depth"]
+_OP_UP = OP_CODES["upsample"]
+
+
+def descriptor_layout():
+    """The layer descriptor as an Amaranth layout, generated from ``models.engine.DESCRIPTOR``."""
+    return record_layout(DESCRIPTOR)
+
+
+def derived_layout():
+    """Layout of the sizes the engine derives from a descriptor (see :class:`DescriptorDecoder`)."""
+    return data.StructLayout({
+        "pad": 1,            # kernel 3: one pixel of zero padding around the conv input
+        "op": 2,             # the sequencer's input operation (identity for a frame-pair source)
+        "frames": 1,         # frame-pair source (src_format 1)
+        "raw": 1,            # raw-accumulator output
+        "hs": 13,            # source rows as stored in the activation buffer
+        "ws": 13,            # source columns as stored
+        "gs": 12,            # source channel groups as stored
+        "ho": 14,            # output rows
+        "wo": 14,            # output columns
+        "cin": 16,           # conv input channels
+        "gin": 12,           # conv input channel groups
+        "n_tiles": 12,       # tiles of P output channels
+        "gout": 12,          # output channel groups (codes)
+        "cb": 4,             # log2 of the activation buffer's row stride
+        "wwt": 16,           # weight words of a tile: gin * k * k
+        "raw_beats": 13,     # bus words of one pixel's raw accumulators (channels padded to a bus word)
+    })
+
+
+class DescriptorDecoder(wiring.Component):
+    """Decodes a descriptor in two register stages.
+
+    Fields are read through :func:`descriptor_layout`, the descriptor format of
+    :mod:`models.engine` (never retyped). Derived sizes (:func:`derived_layout`) follow
+    :class:`models.engine.Descriptor`: output size by input operation, conv input channels and
+    groups, tiles, the power-of-two row stride of the stored source. A frame-pair source is stored
+    by the loader after its space_to_depth, so its stored size is the conv input's and the
+    sequencer reads it as an identity input.
+
+    Parameters
+    ----------
+    params : models.engine.EngineParams
+
+    Members
+    -------
+    raw : ``In(256)``
+        The descriptor as fetched (bit 0 = bit 0 of its first byte).
+    load : ``In(1)``
+        Pulse: decode ``raw``; ``fields`` and ``derived`` are valid :data:`DECODE_CYCLES` later
+        and stay until the next ``load``.
+    fields : ``Out(descriptor_layout())``
+    derived : ``Out(derived_layout())``
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not an :class:`~models.engine.EngineParams`.
+    """
+
+    def __init__(self, *, params):
+        if not isinstance(params, EngineParams):
+            raise TypeError(f"params must be an EngineParams, not {params!r}")
+        self._params = params
+        super().__init__({
+            "raw": In(DESCRIPTOR.bits),
+            "load": In(1),
+            "fields": Out(descriptor_layout()),
+            "derived": Out(derived_layout()),
+        })
+
+    @property
+    def params(self):
+        return self._params
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        S, P = p.simd_lanes, p.pe_count
+        log_s, log_p = S.bit_length() - 1, P.bit_length() - 1
+        log_bus = p.bus_bits.bit_length() - 1
+        log_acc = p.acc_bits.bit_length() - 1
+
+        f = self.fields
+        d = self.derived
+        stage2 = Signal()
+        with m.If(self.load):
+            m.d.sync += f.eq(self.raw)
+        m.d.sync += stage2.eq(self.load)
+
+        # Stage 2 (the cycle after load): everything from the registered fields.
+        frames = f.src_format == SRC_FRAMES
+        is_s2d = f.input_op == _OP_S2D
+        is_up = f.input_op == _OP_UP
+        ho = Mux(is_s2d, f.src_height >> 1, Mux(is_up, f.src_height << 1, f.src_height))
+        wo = Mux(is_s2d, f.src_width >> 1, Mux(is_up, f.src_width << 1, f.src_width))
+        cin = Mux(is_s2d, f.src_channels << 2, f.src_channels)
+        gin = (cin + S - 1) >> log_s
+        gs = (f.src_channels + S - 1) >> log_s
+        ws_stored = Mux(frames, f.src_width >> 1, f.src_width)
+        wm1 = Signal(13)
+        m.d.comb += wm1.eq(ws_stored - 1)
+        cb = Signal(4)
+        for b in range(13):
+            with m.If(wm1[b]):
+                m.d.comb += cb.eq(b + 1)
+        raw_bits = Signal(range(1 << 13 << log_acc))
+        m.d.comb += raw_bits.eq(f.out_channels << log_acc)
+        with m.If(stage2):
+            m.d.sync += [
+                d.pad.eq(f.kernel == 3),
+                d.frames.eq(frames),
+                d.raw.eq(f.output_mode == OUTPUT_RAW),
+                d.op.eq(Mux(frames, _OP_ID, f.input_op)),
+                d.hs.eq(Mux(frames, f.src_height >> 1, f.src_height)),
+                d.ws.eq(ws_stored),
+                d.gs.eq(Mux(frames, gin, gs)),
+                d.ho.eq(ho),
+                d.wo.eq(wo),
+                d.cin.eq(cin),
+                d.gin.eq(gin),
+                d.n_tiles.eq((f.out_channels + P - 1) >> log_p),
+                d.gout.eq((f.out_channels + S - 1) >> log_s),
+                d.cb.eq(cb),
+                d.wwt.eq(Mux(f.kernel == 3, (gin << 3) + gin, gin)),
+                d.raw_beats.eq((raw_bits + p.bus_bits - 1) >> log_bus),
+            ]
+        return m

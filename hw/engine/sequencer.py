@@ -1,0 +1,218 @@
+"""Sequencer: the beats of one tile, from the activation and weight buffers to the PE array."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from models.cycles import SEQUENCER_LATENCY
+from models.engine import OP_CODES, EngineParams
+
+from ..pe_array import PEArray
+
+__all__ = ["Sequencer", "sequencer_config_layout"]
+
+_OP_S2D = OP_CODES["space_to_depth"]
+_OP_UP = OP_CODES["upsample"]
+
+
+def sequencer_config_layout(params):
+    """What the sequencer needs of a layer and a tile (static while it runs)."""
+    from amaranth.lib import data
+    return data.StructLayout({
+        "pad": 1, "op": 2, "ho": 14, "wo": 14, "cb": 4,
+        "plane": range(2 * params.act_buffer_words),
+        "gs": 12, "wwt": 16, "bank": 1,
+        "gap": 5,          # fewest cycles between two pixels' last beats (the writer's pace)
+    })
+
+
+class Sequencer(wiring.Component):
+    """Streams one tile's beats: for every output pixel (row-major), every conv-input group and
+    every kernel tap (groups outer, taps inner: the weight words' order), one beat of an
+    activation word and the tile's weight word, with ``first``/``last`` around each pixel's sum.
+
+    The address of a tap is pure arithmetic on the stored source (rows at a power-of-two stride
+    ``2**cb``, groups ``plane`` words apart): identity reads ``(y, x)``, upsampling
+    ``(y >> 1, x >> 1)``, space_to_depth ``(2y + dy2, 2x + dx2)`` of source group ``sg`` for the
+    conv-input group ``(dy2, dx2) * gs + sg``; taps outside the image are zero padding (their
+    planes are zeroed). The addresses are computed in a pipeline of :data:`SEQUENCER_LATENCY`
+    stages that never stalls; only the first stage waits, before a pixel's last beat, until
+    ``cfg.gap`` cycles have passed since the previous pixel's last beat (the writer's pace: the
+    bus words of one pixel's result) and ``credit_ok`` (room downstream for one more pixel's
+    result), so the rest of the engine never applies back-pressure.
+
+    Parameters
+    ----------
+    params : models.engine.EngineParams
+
+    Members
+    -------
+    start : ``In(1)``
+        Pulse: run the tile ``cfg`` describes (``cfg`` stays until the tile is done).
+    cfg : ``In(sequencer_config_layout(params))``
+    credit_ok : ``In(1)``
+    busy : ``Out(1)``
+        Beats of the tile remain to be issued.
+    issued_last : ``Out(1)``
+        A pixel's last beat was issued this cycle.
+    act_raddr : ``Out``, act_rdata : ``In(2S)``
+        The activation buffer's read port (synchronous, always enabled).
+    wt_raddr : ``Out``, wt_rdata : ``In(P*S)``
+        The weight buffer's read port (bank in the top address bit).
+    o_stream : ``Out(stream.Signature(PEArray.input_layout(P, S)))``
+        Beats for the PE array, :data:`SEQUENCER_LATENCY` cycles after their issue; ``ready``
+        is ignored (the array never stalls in the engine).
+
+    Raises
+    ------
+    TypeError
+        If ``params`` is not an :class:`~models.engine.EngineParams`.
+    """
+
+    def __init__(self, *, params):
+        if not isinstance(params, EngineParams):
+            raise TypeError(f"params must be an EngineParams, not {params!r}")
+        self._params = p = params
+        super().__init__({
+            "start": In(1),
+            "cfg": In(sequencer_config_layout(p)),
+            "credit_ok": In(1),
+            "busy": Out(1),
+            "issued_last": Out(1),
+            "act_raddr": Out(range(p.act_buffer_words)),
+            "act_rdata": In(p.bus_bits),
+            "wt_raddr": Out(range(2 * p.weight_buffer_words)),
+            "wt_rdata": In(p.pe_count * p.simd_lanes),
+            "o_stream": Out(stream.Signature(PEArray.input_layout(p.pe_count, p.simd_lanes))),
+        })
+
+    @property
+    def params(self):
+        return self._params
+
+    @property
+    def latency(self):
+        """Cycles from issuing a beat to offering it on ``o_stream``."""
+        return SEQUENCER_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self._params
+        S = p.simd_lanes
+        cfg = self.cfg
+        addr_shape = range(2 * p.act_buffer_words)
+
+        # -- stage 0: the loops ----------------------------------------------------------------------
+        run = Signal()
+        ox, oy = Signal(14), Signal(14)
+        dx, dy = Signal(2), Signal(2)
+        sg = Signal(12)
+        sb = Signal(2)
+        gbase = Signal(addr_shape)
+        widx = Signal(16)
+        last_beat = Signal()
+        issue = Signal()
+        wait = Signal(5)           # cycles until the next pixel's last beat may issue
+        m.d.comb += [
+            last_beat.eq(widx == cfg.wwt - 1),
+            issue.eq(run & (~last_beat | (self.credit_ok & (wait == 0)))),
+            self.busy.eq(run),
+            self.issued_last.eq(issue & last_beat),
+        ]
+        with m.If(self.start):
+            m.d.sync += wait.eq(0)
+        with m.Elif(issue & last_beat):
+            m.d.sync += wait.eq(cfg.gap - 1)
+        with m.Elif(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
+        dx_end = ~cfg.pad | (dx == 2)
+        dy_end = ~cfg.pad | (dy == 2)
+        sg_end = sg == cfg.gs - 1
+        with m.If(self.start):
+            m.d.sync += [run.eq(1), ox.eq(0), oy.eq(0), dx.eq(0), dy.eq(0), sg.eq(0), sb.eq(0), gbase.eq(0),
+                         widx.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += widx.eq(Mux(last_beat, 0, widx + 1))
+            with m.If(dx_end):
+                m.d.sync += dx.eq(0)
+                with m.If(dy_end):
+                    m.d.sync += dy.eq(0)
+                    with m.If(sg_end):
+                        m.d.sync += [sg.eq(0), gbase.eq(0)]
+                        with m.If(cfg.op == _OP_S2D):
+                            m.d.sync += sb.eq(sb + 1)
+                    with m.Else():
+                        m.d.sync += [sg.eq(sg + 1), gbase.eq(gbase + cfg.plane)]
+                with m.Else():
+                    m.d.sync += dy.eq(dy + 1)
+            with m.Else():
+                m.d.sync += dx.eq(dx + 1)
+            with m.If(last_beat):
+                with m.If(ox == cfg.wo - 1):
+                    m.d.sync += ox.eq(0)
+                    with m.If(oy == cfg.ho - 1):
+                        m.d.sync += [oy.eq(0), run.eq(0)]
+                    with m.Else():
+                        m.d.sync += oy.eq(oy + 1)
+                with m.Else():
+                    m.d.sync += ox.eq(ox + 1)
+
+        # -- stage 1: the tap's position on the conv-input grid ----------------------------------------
+        v1 = Signal()
+        yi1, xi1 = Signal(signed(16)), Signal(signed(16))
+        sb1, gbase1, widx1, first1, last1 = Signal(2), Signal(addr_shape), Signal(16), Signal(), Signal()
+        m.d.sync += [
+            v1.eq(issue),
+            yi1.eq(oy + dy - cfg.pad), xi1.eq(ox + dx - cfg.pad),
+            sb1.eq(sb), gbase1.eq(gbase), widx1.eq(widx), first1.eq(widx == 0), last1.eq(last_beat),
+        ]
+
+        # -- stage 2: inside the image? the source row and column --------------------------------------
+        v2, inside2 = Signal(), Signal()
+        srow2, scol2 = Signal(16), Signal(16)
+        gbase2, widx2, first2, last2 = Signal(addr_shape), Signal(16), Signal(), Signal()
+        srow, scol = Signal(16), Signal(16)
+        with m.Switch(cfg.op):
+            with m.Case(_OP_UP):
+                m.d.comb += [srow.eq(yi1[1:]), scol.eq(xi1[1:])]
+            with m.Case(_OP_S2D):
+                m.d.comb += [srow.eq(Cat(sb1[1], yi1[:15])), scol.eq(Cat(sb1[0], xi1[:15]))]
+            with m.Default():
+                m.d.comb += [srow.eq(yi1), scol.eq(xi1)]
+        m.d.sync += [
+            v2.eq(v1),
+            inside2.eq((yi1 >= 0) & (yi1 < cfg.ho) & (xi1 >= 0) & (xi1 < cfg.wo)),
+            srow2.eq(srow), scol2.eq(scol),
+            gbase2.eq(gbase1), widx2.eq(widx1), first2.eq(first1), last2.eq(last1),
+        ]
+
+        # -- stage 3: the row's offset; the activation read -------------------------------------------
+        v3, inside3 = Signal(), Signal()
+        rowoff3, scol3 = Signal(addr_shape), Signal(16)
+        gbase3, widx3, first3, last3 = Signal(addr_shape), Signal(16), Signal(), Signal()
+        m.d.sync += [
+            v3.eq(v2), inside3.eq(inside2), rowoff3.eq(srow2 << cfg.cb), scol3.eq(scol2),
+            gbase3.eq(gbase2), widx3.eq(widx2), first3.eq(first2), last3.eq(last2),
+        ]
+        m.d.comb += self.act_raddr.eq(gbase3 + (rowoff3 | scol3))
+
+        # -- stage 4: the activation word arrives; the weight read -------------------------------------
+        v4, pad4, first4, last4 = Signal(), Signal(), Signal(), Signal()
+        widx4 = Signal(16)
+        m.d.sync += [v4.eq(v3), pad4.eq(~inside3), widx4.eq(widx3), first4.eq(first3), last4.eq(last3)]
+        m.d.comb += self.wt_raddr.eq(Cat(widx4[:len(self.wt_raddr) - 1], cfg.bank))
+
+        # -- stage 5: the beat, zero-padded -------------------------------------------------------------
+        v5, first5, last5 = Signal(), Signal(), Signal()
+        planes5 = Signal(2 * S)
+        m.d.sync += [v5.eq(v4), first5.eq(first4), last5.eq(last4), planes5.eq(Mux(pad4, 0, self.act_rdata))]
+        payload = self.o_stream.payload
+        m.d.comb += [
+            self.o_stream.valid.eq(v5),
+            payload.planes[0].eq(planes5[:S]),
+            payload.planes[1].eq(planes5[S:]),
+            payload.weights.eq(self.wt_rdata),
+            payload.first.eq(first5),
+            payload.last.eq(last5),
+        ]
+        return m
