@@ -134,7 +134,9 @@ def _fit(points):
 
 def check_entry(cfg, params, clock_hz, rates, widths=tuple(ORIGINAL_MS)):
     """``board.check``: the original's configuration (float conv1 of each width on the ARM, the
-    W1A2 body on the FPGA) under every ARM profile, beside the original's measurements.
+    W1A2 body on the FPGA) under every ARM profile, beside the original's measurements, and
+    under ``original_rate``: Blueoil's glue rates with conv1 at the rate that the original's own
+    64-to-8-channel difference implies (``original_conv1_gmac_s``).
 
     The accelerator reads conv1's output in whole channel groups, so a conv1 narrower than the
     engine's lanes is zero-padded to them on the host: the FPGA program is the one of the
@@ -151,8 +153,8 @@ def check_entry(cfg, params, clock_hz, rates, widths=tuple(ORIGINAL_MS)):
         if padded not in programs:
             programs[padded] = _program(with_conv1_width(cfg, padded), params)[1]
         out["fpga_width"][str(w)] = padded
-    for name in rates.profiles:
-        r = rates.with_(profile=name)
+
+    def run(name, r):
         ms = {}
         for w in widths:
             layers = build_layers(with_conv1_width(cfg, w))
@@ -161,12 +163,22 @@ def check_entry(cfg, params, clock_hz, rates, widths=tuple(ORIGINAL_MS)):
         if len(ms) > 1:
             a, b = _fit(ms)
             out["fit"][name] = {"fixed_ms": round(a, 2), "ms_per_conv1_channel": round(b, 4)}
+
+    for name in rates.profiles:
+        run(name, rates.with_(profile=name))
     orig = {w: ORIGINAL_MS[w] for w in widths if w in ORIGINAL_MS}
     if len(orig) > 1:
         a, b = _fit(orig)
         out["fit"]["original"] = {"fixed_ms": round(a, 2), "ms_per_conv1_channel": round(b, 4)}
         macs_per_channel = next(layer for layer in build_layers(cfg) if layer.name == "conv1").macs / cfg.channels[0]
-        out["original_conv1_gmac_s"] = round(macs_per_channel / (b * 1e-3) / 1e9, 3)
+        implied = round(macs_per_channel / (b * 1e-3) / 1e9, 3)
+        out["original_conv1_gmac_s"] = implied
+        # the original's runtime was Blueoil's: its glue rates, conv1 at the rate its slope implies
+        base = "blueoil" if "blueoil" in rates.profiles else rates.profile
+        profiles = dict(rates.profiles)
+        profiles["original_rate"] = {**rates.profiles[base], "float_conv_gmac_s": implied}
+        run("original_rate", rates.with_(profiles=profiles, profile="original_rate"))
+        out["original_rate_profile"] = {"glue": base, "float_conv_gmac_s": implied}
     return out
 
 
