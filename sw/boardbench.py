@@ -147,7 +147,7 @@ def check_entry(cfg, params, clock_hz, rates, widths=tuple(ORIGINAL_MS)):
     lanes = params.simd_lanes
     programs = {}
     out = {"original_ms": {str(w): ORIGINAL_MS[w] for w in widths if w in ORIGINAL_MS},
-           "model_ms": {}, "fit": {}, "fpga_width": {}}
+           "original_float_arm_ms": ORIGINAL_FLOAT_ARM_MS, "model_ms": {}, "fit": {}, "fpga_width": {}}
     for w in widths:
         padded = -(-w // lanes) * lanes
         if padded not in programs:
@@ -296,13 +296,13 @@ def measure(cfg=None, hw_config=None, rates_path=None, *, quantized_network=QUAN
     configuration (name, path or ``None``) and a rates file."""
     from models.hwconfig import check_target, load_hw_config
     from models.network import load_network_config
-    from .boardmodel import load_board_rates
+    from .boardmodel import load_board_rates, shown_path
     hw = check_target(load_hw_config(hw_config), "accelerator")
     params, clock_hz = hw.engine_params, hw.clock_hz
     rates = load_board_rates(rates_path)
     cfg = load_network_config() if cfg is None else cfg
     model, program = _program(cfg, params)
-    data = {"hw_config": hw.name, "rates": rates.source, "profile": rates.profile,
+    data = {"hw_config": hw.name, "rates": shown_path(rates.source), "profile": rates.profile,
             "device_memory": rates.device_memory,
             "split": split_entry(model, program, clock_hz, rates),
             "quantized": quantized_entry(cfg, params, clock_hz, rates, quantized_network),
@@ -316,7 +316,7 @@ def _table(data):
     lines = []
     rates = data["split"]["rates"]
     lines.append(f"DE10-Nano board frame model ({data['hw_config']}, {data['split']['clock_mhz']:g} MHz; rates "
-                 f"{os.path.relpath(data['rates'])}, ARM profile {rates['profile']}, device memory "
+                 f"{data['rates']}, ARM profile {rates['profile']}, device memory "
                  f"{rates['device_memory']})")
     lines.append(f"  {'':34s} {'frame ms':>9s} {'fps':>8s} {'ARM ms':>9s} {'FPGA ms':>8s}  bottleneck")
     for key in ("split", "quantized"):

@@ -70,6 +70,15 @@ def default_rates_path():
     return os.path.join(CONFIG_DIR, "board", "de10nano.yaml")
 
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(CONFIG_DIR)))
+
+
+def shown_path(path):
+    """``path`` relative to the project's root when it lies inside it (for reports)."""
+    full = os.path.abspath(path)
+    return os.path.relpath(full, _ROOT) if full.startswith(_ROOT + os.sep) else path
+
+
 @dataclass(frozen=True)
 class BoardRates:
     """The rates of one board (see ``models/configs/board/de10nano.yaml`` for each one's meaning
@@ -474,7 +483,7 @@ def estimate_frame(layers, program, clock_hz, rates):
     period_s = max(arm_busy_s, fpga_s)
     notes = []
     if abs(clock_hz / 1e6 - rates.port_clock_mhz) > 1e-9:
-        notes.append(f"the F2SDRAM rates of {rates.source} were measured at a {rates.port_clock_mhz:g} MHz fabric "
+        notes.append(f"the F2SDRAM rates of {shown_path(rates.source)} were measured at a {rates.port_clock_mhz:g} MHz fabric "
                      f"clock; the accelerator runs at {clock_hz / 1e6:g} MHz")
     return {
         "frame_ms": _ms(frame_s), "fps": round(1 / period_s, 2), "period_ms": _ms(period_s),
@@ -486,7 +495,7 @@ def estimate_frame(layers, program, clock_hz, rates):
                  for k, v in fpga.items()},
         "fpga_cycles": sum(v["cycles"] for v in fpga.values()) + sum(s.count + 1 for s in segments),
         "clock_mhz": clock_hz / 1e6,
-        "rates": {"file": rates.source, "profile": rates.profile, **rates.profiles[rates.profile],
+        "rates": {"file": shown_path(rates.source), "profile": rates.profile, **rates.profiles[rates.profile],
                   "device_memory": rates.device_memory},
         "work": fw.as_dict(), "notes": notes,
     }

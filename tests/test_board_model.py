@@ -19,7 +19,7 @@ from sw.boardmodel import (BoardRates, all_accelerator_layers, descriptor_phases
                            load_board_rates, phase_cycles, price_work, sketch_problems, sketch_program)
 from sw.config import default_engine_params
 from sw.ledger import WorkLedger, derive_frame_work, poll_schedule, total
-from sw.program import HostLayer, Segment, compile_program
+from sw.program import Segment, compile_program
 from sw.runtime import FlowRuntime
 
 BASE = 0x2000_0000
@@ -382,3 +382,15 @@ def test_calibrate_writes_a_rates_file_that_loads(tmp_path, monkeypatch):
     rates = load_board_rates(out)
     assert rates.profile == "measured" and rates.conv_gmac_s == 1.5 and rates.memcpy_mb_s == 9000.0
     assert out.read_text(encoding="utf-8").startswith("# Board rates: ")
+
+
+def test_bench_entry_point_reports_a_missing_network_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    missing = tmp_path / "missing.yaml"
+    result = subprocess.run([sys.executable, "-m", "sw.boardbench", "--config", str(missing), "--out",
+                             str(tmp_path / "bench.json")], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "bench.json").exists()
