@@ -224,12 +224,12 @@ class FlowRuntime:
                 if name in self._to_device:
                     t0 = clock()
                     addr, data = prog.pack_tensor(name, tensors[name][0])
-                    if led is not None:
-                        led.packed(name, tensors[name][0], prog.params.simd_lanes)
                     t1 = clock()
                     drv.mem_write(addr, data)
                     t.pack_s += t1 - t0
                     t.transfer_s += clock() - t1
+                    if led is not None:
+                        led.packed(name, tensors[name][0], prog.params.simd_lanes)
                 continue
             if led is not None:
                 led.segment(item.layers)
