@@ -13,7 +13,7 @@ all: test
 
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
-	@echo "make bench     benchmarks -> build/bench.json"
+	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json"
 	@echo "make train     train the float and the quantized model -> models/weights/ (resumable; docs/training.md)"
 	@echo "make eval      EPE of float, quantized, Farneback, DIS -> build/eval.json (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
@@ -45,6 +45,7 @@ bench: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
+	$(BIN)/python -m sw.boardbench --out build/bench.json
 	$(BIN)/python -m hw.bench --out build/bench.json
 
 # Training and evaluation install their optional extras into the venv on first use.

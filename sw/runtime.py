@@ -117,6 +117,8 @@ class FlowRuntime:
         The accelerator configuration; default :func:`sw.config.default_engine_params`.
     timeout_s : float, keyword-only
         Longest run of one descriptor list (see :class:`sw.driver.Accelerator`).
+    ledger : sw.ledger.WorkLedger, optional, keyword-only
+        Count every frame's host work into this ledger (the board frame model prices it).
 
     Members
     -------
@@ -134,10 +136,13 @@ class FlowRuntime:
         If the program does not fit the device arena.
     """
 
-    def __init__(self, model, transport, params=None, *, timeout_s=DEFAULT_TIMEOUT_S):
+    def __init__(self, model, transport, params=None, *, timeout_s=DEFAULT_TIMEOUT_S, ledger=None):
         t0 = time.perf_counter()
         self.model = model
         self.params = default_engine_params() if params is None else params
+        self.ledger = ledger
+        if ledger is not None:
+            transport = ledger.watch(transport)
         self.driver = Accelerator(transport, self.params, timeout_s=timeout_s)
         base = self.driver.free_base(max(64, self.params.bus_bytes))
         self.program = compile_program(model, self.params, base=base)
@@ -200,6 +205,9 @@ class FlowRuntime:
         model, prog, drv = self.model, self.program, self.driver
         t = HostTimings(frames=1)
         clock = time.perf_counter
+        led = self.ledger
+        if led is not None:
+            led.begin_frame(prog, frame)
         t0 = clock()
         tensors = {INPUT: frames_to_float(frame)}
         t.float_s += clock() - t0
@@ -211,6 +219,8 @@ class FlowRuntime:
                 dt = clock() - t0
                 t.float_s += dt
                 t.layers_s[name] = dt
+                if led is not None:
+                    led.host_layer(model, name, tensors)
                 if name in self._to_device:
                     t0 = clock()
                     addr, data = prog.pack_tensor(name, tensors[name][0])
@@ -218,7 +228,11 @@ class FlowRuntime:
                     drv.mem_write(addr, data)
                     t.pack_s += t1 - t0
                     t.transfer_s += clock() - t1
+                    if led is not None:
+                        led.packed(name, tensors[name][0], prog.params.simd_lanes)
                 continue
+            if led is not None:
+                led.segment(item.layers)
             t0 = clock()
             run = drv.run_segment(item)
             t.accelerator_s += clock() - t0
@@ -231,9 +245,13 @@ class FlowRuntime:
                     tensors[name] = prog.unpack_tensor(name, data)[None]
                     t.transfer_s += t1 - t0
                     t.pack_s += clock() - t1
+                    if led is not None:
+                        led.unpacked(name, prog.placements[name].kind, tensors[name].shape[1:], prog.params)
         t0 = clock()
         flow = model.final_flow(tensors["predict_flow2"])
         t.float_s += clock() - t0
+        if led is not None:
+            led.end_frame(model, tensors["predict_flow2"])
         return flow, t, (tensors if keep_tensors else {})
 
     def close(self):

@@ -1,0 +1,396 @@
+"""The board frame model (sw/boardmodel.py), the host work ledger (sw/ledger.py) and the board
+benchmark (sw/boardbench.py): exact counts, exact cycle phases, the rates file's errors."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import yaml
+
+from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
+from models.cycles import descriptor_cycles, list_cycles
+from models.engine import EngineParams, SRC_FRAMES
+from models.errors import ConfigError
+from models.network import CONFIG_DIR, INPUT, build_layers
+from sw import boardbench
+from sw.backends.golden import GoldenTransport
+from sw.boardmodel import (BoardRates, all_accelerator_layers, descriptor_phases, estimate_frame, fpga_layer,
+                           load_board_rates, phase_cycles, price_work, sketch_problems, sketch_program)
+from sw.config import default_engine_params
+from sw.ledger import WorkLedger, derive_frame_work, poll_schedule, total
+from sw.program import Segment, compile_program
+from sw.runtime import FlowRuntime
+
+BASE = 0x2000_0000
+PARAMS = default_engine_params()
+#: The tiny network needs 8-lane groups (its conv2 has 16 channels, a concat member).
+TINY_PARAMS = EngineParams(pe_count=8, simd_lanes=8, acc_bound=3 * 9 * 128, act_buffer_words=1024,
+                           weight_buffer_words=128, max_burst=16, popcount_stages=1)
+TINY_HW = {"name": "test_p8_s8", "pe_count": 8, "simd_lanes": 8, "max_kernel": 3, "max_in_channels": 128,
+           "pipeline": {"popcount_stages": 1}, "clock_mhz": 50,
+           "engine": {"act_buffer_words": 1024, "weight_buffer_words": 128, "max_burst": 16}}
+#: Rates of the arithmetic tests (not the shipped file, which may change).
+RATES = {
+    "name": "test",
+    "arm": {"clock_mhz": 800, "profile": "numpy",
+            "profiles": {"numpy": {"float_conv_gmac_s": 0.08, "matmul_loop_ns": 12, "float_elem_ns": 25,
+                                   "copy_elem_ns": 40, "byte_elem_ns": 4, "numpy_call_us": 8},
+                         "fast": {"float_conv_gmac_s": 1, "matmul_loop_ns": 1, "float_elem_ns": 1,
+                                  "copy_elem_ns": 1, "byte_elem_ns": 1, "numpy_call_us": 1}},
+            "memcpy_mb_s": 600, "device_memory": "uncached", "uncached_write_mb_s": 80,
+            "uncached_read_mb_s": 50, "sync_call_us": 110, "mem_call_us": 15, "reg_access_us": 2,
+            "sleep_overhead_us": 60},
+    "f2sdram": {"read_mb_s": 980, "port_clock_mhz": 100, "write_mb_s": 1450, "write_fast_bytes": 131072,
+                "write_sustained_mb_s": 330, "read_latency_cycles": 30, "derate": 1.0},
+}
+
+
+def _rates(**changes):
+    return BoardRates.from_dict(RATES, source="test.yaml").with_(**changes) if changes else \
+        BoardRates.from_dict(RATES, source="test.yaml")
+
+
+def _tiny_cfg():
+    return load_network_config(os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    cfg = _tiny_cfg()
+    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
+    return model, compile_program(model, TINY_PARAMS, base=BASE)
+
+
+@pytest.fixture(scope="module")
+def default():
+    cfg = load_network_config()
+    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
+    return model, compile_program(model, PARAMS, base=BASE)
+
+
+def _golden_busy(program, params, clock_hz=100e6):
+    return {s.layers[0]: list_cycles([program.descriptors[n] for n in s.layers], params)[0] / clock_hz
+            for s in program.schedule if isinstance(s, Segment)}
+
+
+# -- the work ledger against an instrumented run -------------------------------------------
+
+@pytest.mark.parametrize("which", ["tiny", "default"])
+def test_counted_work_matches_an_instrumented_run(which, request):
+    model, _ = request.getfixturevalue(which)
+    params = TINY_PARAMS if which == "tiny" else PARAMS
+    ledger = WorkLedger()
+    runtime = FlowRuntime(model, GoldenTransport(params), params, ledger=ledger)
+    frames, _ = random_frame_pairs(2, model.cfg.height, model.cfg.width, seed=3)
+    result = runtime.run(frames)
+    assert np.array_equal(result.flow, model.run(frames).flow)      # the ledger changes nothing
+    derived = derive_frame_work(model.layers, runtime.program, _golden_busy(runtime.program, params))
+    assert len(ledger.frames) == 2
+    for counted in ledger.frames:
+        assert counted.as_dict() == derived.as_dict()
+    assert ledger.load.writes == {"program": runtime.program.size}
+    assert sum(s.polls for s in derived.segments) > len(derived.segments)   # the busy time made it poll
+
+
+def test_the_ledger_sees_a_tensor_read_back_for_inspection(tiny):
+    model, _ = tiny
+    ledger = WorkLedger()
+    runtime = FlowRuntime(model, GoldenTransport(TINY_PARAMS), TINY_PARAMS, ledger=ledger)
+    frames, _ = random_frame_pairs(1, model.cfg.height, model.cfg.width, seed=3)
+    runtime.run(frames, keep_tensors=True)
+    derived = derive_frame_work(model.layers, runtime.program, _golden_busy(runtime.program, TINY_PARAMS))
+    assert set(ledger.frames[0].reads) == set(runtime.program.descriptors)
+    assert ledger.frames[0].reads != derived.reads
+
+
+def test_exact_counts_of_the_tiny_network(tiny):
+    model, program = tiny
+    fw = derive_frame_work(model.layers, program, {"conv2": 50e-6, "cast_conv": 0.0})
+    conv1 = fw.host["conv1"]
+    # conv1: 8x12 pixels, 3x3, 24 -> 8 channels
+    assert conv1["matmul"].macs == 8 * 12 * 9 * 24 * 8 == 165888
+    assert conv1["matmul"].matmul_loops == 8 * 12 * 9 * 24
+    assert conv1["im2col"].copy_elems == 10 * 14 * 24 + 8 * 12 * 9 * 24       # padding + patches
+    assert conv1["space_to_depth"].copy_elems == 16 * 24 * 6
+    assert conv1["batch_norm"].float_elems == 4 * 8 * 12 * 8 + 2 * 8
+    assert total(fw.host["upsample_flow3"]).macs == 4 * 6 * 9 * 2 * 2
+    assert fw.host["upsample_flow3"]["upsample"].copy_elems == 6 * (2 * 3 * 2)
+    assert total(fw.host["predict_flow2"]).macs == 4 * 6 * 9 * 26 * 2
+    assert fw.host["predict_flow2"]["dequantize"].float_elems == 3 * (4 * 6 * 26) + 26   # x, *, + bias
+    assert fw.host["input"]["scale"].float_elems == 2 * 16 * 24 * 6
+    assert fw.host["flow"]["upsample"].copy_elems == (4 + 16) * 4 * 6 * 2
+    # device memory: codes are one 16-bit word a pixel-group, raw accumulators 16 bits a lane
+    assert fw.writes == {"conv1": 8 * 12 * 2, "upsample_flow3": 4 * 6 * 2}
+    assert fw.reads == {"predict_flow3": 2 * 3 * 8 * 2, "cast_conv": 4 * 6 * 32 * 2}
+    assert set(fw.pack) == {"conv1", "upsample_flow3"} and set(fw.unpack) == {"predict_flow3", "cast_conv"}
+    # registers: 6 writes, STATUS + polls + LAYERS_DONE + TOTAL_CYCLES + one LAYER_CYCLES per layer
+    s1, s2 = fw.segments
+    assert (s1.layers, s2.layers) == (["conv2", "conv3", "conv3_1", "predict_flow3", "deconv2"], ["cast_conv"])
+    assert (s1.polls, s1.waits, s1.reg_writes, s1.reg_reads) == (3, 2, 6, 1 + 3 + 2 + 5)   # 0, 20, 60 us
+    assert (s2.polls, s2.waits, s2.reg_reads) == (1, 0, 1 + 1 + 2 + 1)
+
+
+def test_poll_schedule():
+    assert poll_schedule(0.0, 20e-6, 1e-3) == (1, 0, 0.0)
+    polls, waits, t = poll_schedule(50e-6, 20e-6, 1e-3)
+    assert (polls, waits) == (3, 2) and t == pytest.approx(60e-6)
+    polls, waits, t = poll_schedule(3.0e-3, 20e-6, 1e-3)               # 20, 60, ..., 2260, 3260 us
+    assert (polls, waits) == (9, 8) and t == pytest.approx(3.26e-3)
+    polls, waits, t = poll_schedule(50e-6, 20e-6, 1e-3, 1e-6, 10e-6)   # costs move the reads
+    assert (polls, waits) == (3, 2) and t == pytest.approx(3e-6 + 2 * 10e-6 + 60e-6)
+
+
+# -- the FPGA side ---------------------------------------------------------------------------
+
+def _programs(default, tiny):
+    quant = sketch_program(all_accelerator_layers(load_network_config()), PARAMS, base=BASE)
+    d4cfg = load_network_config(os.path.join(CONFIG_DIR, "lmflownet_d4_96x128.yaml"))
+    d4 = sketch_program(build_layers(d4cfg), PARAMS, base=BASE)
+    return [default[1], tiny[1], quant, d4]
+
+
+def test_phases_add_up_to_the_exact_cycle_model(default, tiny):
+    seen = set()
+    for program in _programs(default, tiny):
+        for name, desc in program.descriptors.items():
+            assert phase_cycles(descriptor_phases(desc)) == descriptor_cycles(desc), name
+            assert phase_cycles(descriptor_phases(desc), latency=30) == descriptor_cycles(desc, latency=30), name
+            seen.add((desc.kernel, desc.output_mode, desc.frames))
+    assert {(1, 1, False), (3, 0, False), (3, 1, False), (3, 0, True), (1, 0, False)} <= seen
+
+
+def test_a_port_of_two_words_a_cycle_costs_nothing(default, tiny):
+    for program in _programs(default, tiny):
+        bus = program.params.bus_bytes
+        fast = _rates(read_mb_s=2 * bus * 100, write_mb_s=2 * bus * 100, write_sustained_mb_s=2 * bus * 100,
+                      read_latency_cycles=8)
+        for name, desc in program.descriptors.items():
+            t = fpga_layer(desc, 100e6, fast)
+            assert t["board_ms"] == pytest.approx(t["model_ms"], rel=1e-12, abs=1e-12), name
+            assert t["cycles"] == descriptor_cycles(desc)
+
+
+def test_a_slow_port_stretches_the_load_phases(default):
+    _, program = default
+    desc = program.descriptors["conv2"]                    # compute-bound tiles
+    reg = desc.regions()
+    bus = PARAMS.bus_bytes
+    words = 2 + reg["src"][1] // bus + reg["weights"][1] // desc.tiles // bus + reg["thresholds"][1] // bus
+    half = _rates(read_mb_s=bus * 100 / 2, read_latency_cycles=8)
+    t = fpga_layer(desc, 100e6, half)
+    assert t["memory_ms"] == pytest.approx(words / 100e6 * 1e3, rel=1e-9)
+    assert t["read_bytes"] == reg["src"][1] + reg["weights"][1] + reg["thresholds"][1] + 32
+    assert t["write_bytes"] == desc.tiles * desc.out_height * desc.out_width * bus      # one masked beat a tile
+    assert t["bound"] == "compute"
+
+
+def test_raw_writes_beyond_128_kb_are_priced_at_the_sustained_rate(default):
+    _, program = default
+    desc = program.descriptors["cast_conv"]
+    t = fpga_layer(desc, 100e6, _rates())
+    assert t["write_bytes"] == desc.regions()["dst"][1] == 24 * 32 * 7 * 32 * 2
+    slow_part = (t["write_bytes"] - 131072) / 330e6
+    assert t["board_ms"] > (131072 / 1450e6 + slow_part) * 1e3
+    assert t["bound"] == "memory"
+
+
+# -- the frame -------------------------------------------------------------------------------
+
+def test_frame_is_the_sum_of_its_parts_and_the_pipeline_the_busier_side(tiny):
+    model, program = tiny
+    est = estimate_frame(model.layers, program, 50e6, _rates())
+    parts = (sum(v["ms"] for v in est["arm"].values()) + sum(v["ms"] for v in est["transfers"].values())
+             + sum(s["latency_ms"] for s in est["segments"]))
+    assert est["frame_ms"] == pytest.approx(parts, abs=1e-3)
+    assert est["period_ms"] == pytest.approx(max(est["arm_ms"], est["fpga_ms"]), abs=1e-4)
+    assert est["fps"] == pytest.approx(1e3 / est["period_ms"], rel=1e-3)
+    assert est["fpga_cycles"] == sum(list_cycles([program.descriptors[n] for n in s.layers], TINY_PARAMS)[0]
+                                     for s in program.schedule if isinstance(s, Segment))
+    assert est["notes"] and "50 MHz" in est["notes"][0]
+    for s in est["segments"]:
+        assert s["seen_ms"] >= s["fpga_ms"]
+
+
+def test_prices_of_the_tiny_network(tiny):
+    model, program = tiny
+    est = estimate_frame(model.layers, program, 50e6, _rates())
+    # conv1's product: 165,888 MACs at 0.08 GMAC/s, 20,736 loops of 12 ns, 768 outputs at 25 ns, 2 calls of 8 us
+    expected = 165888 / 0.08e9 + 20736 * 12e-9 + 768 * 25e-9 + 2 * 8e-6
+    assert est["arm"]["conv1"]["steps"]["matmul"] == pytest.approx(expected * 1e3, abs=1e-4)
+    # a write: one call of 15 us, a copy at 600 MB/s, uncached stores at 80 MB/s
+    assert est["transfers"]["write:conv1"]["ms"] == pytest.approx((15e-6 + 192 / 600e6 + 192 / 80e6) * 1e3, abs=1e-4)
+    assert est["transfers"]["read:cast_conv"]["ms"] == pytest.approx((15e-6 + 1536 / 50e6) * 1e3, abs=1e-4)
+    cached = estimate_frame(model.layers, program, 50e6, _rates(device_memory="cached_sync"))
+    assert cached["transfers"]["read:cast_conv"]["ms"] == pytest.approx((15e-6 + 1536 / 600e6 + 110e-6) * 1e3,
+                                                                        abs=1e-4)
+    fast = estimate_frame(model.layers, program, 50e6, _rates(profile="fast"))
+    w = total(derive_frame_work(model.layers, program, {"conv2": 0, "cast_conv": 0}).host["conv1"])
+    assert fast["arm"]["conv1"]["ms"] == pytest.approx(
+        (w.macs + w.matmul_loops + w.float_elems + w.copy_elems + w.byte_elems + 1000 * w.calls) * 1e-6, abs=1e-4)
+    assert price_work(w, _rates(profile="fast")) == pytest.approx(fast["arm"]["conv1"]["ms"] / 1e3, abs=1e-7)
+
+
+def test_all_accelerator_layers_and_their_program():
+    cfg = load_network_config()
+    layers = all_accelerator_layers(cfg)
+    assert all(layer.accel for layer in layers)
+    program = sketch_program(layers, PARAMS, base=BASE)
+    assert [type(item) for item in program.schedule] == [Segment]
+    assert program.descriptors["conv1"].src_format == SRC_FRAMES
+    assert program.descriptors["conv1"].src_words * PARAMS.bus_bytes == 96 * 128 * 8
+    # the default engine's activation buffer (4096 words) cannot hold conv1's 2 x 48 x 64 codes
+    assert sketch_problems(program) == {"conv1": "capacity"}
+    fw = derive_frame_work(layers, program, {"conv1": 5e-3})
+    assert fw.writes == {INPUT: 96 * 128 * 8} and set(fw.reads) == {"predict_flow2"}
+    assert "input" not in fw.host and set(fw.host) == {"flow"}
+    assert fw.pack[INPUT].byte_elems == 2 * 96 * 128 * 8 + 96 * 128 * 6      # zeros, copy, tobytes
+    est = estimate_frame(layers, program, 100e6, _rates())
+    assert est["fpga_cycles"] == list_cycles([program.descriptors[x.name] for x in layers], PARAMS)[0]
+
+
+@pytest.mark.parametrize("which", ["tiny", "default"])
+def test_sketch_program_is_compile_program_without_weights(which, request):
+    model, program = request.getfixturevalue(which)
+    sketch = sketch_program(model.layers, program.params, base=BASE)
+    assert sketch.schedule == program.schedule
+    assert sketch.placements == program.placements and sketch.buffers == program.buffers
+    assert sketch.size == program.size
+    assert {k: v.fields for k, v in sketch.descriptors.items()} == {k: v.fields for k, v in program.descriptors.items()}
+
+
+def test_a_narrow_conv1_is_padded_on_the_host(default):
+    model, program = default
+    cfg8 = boardbench.with_conv1_width(model.cfg, 8)
+    fw8 = derive_frame_work(build_layers(cfg8), program, {"conv2": 0, "cast_conv": 0})
+    fw64 = derive_frame_work(model.layers, program, {"conv2": 0, "cast_conv": 0})
+    assert total(fw8.host["conv1"]).macs * 8 == total(fw64.host["conv1"]).macs
+    assert fw8.writes == fw64.writes
+    # the 8 channels are copied into a zeroed 64-channel tensor, which is packed as conv1 at 64
+    assert fw8.pack["conv1"].byte_elems == fw64.pack["conv1"].byte_elems + 48 * 64 * 64
+
+
+# -- the rates file --------------------------------------------------------------------------
+
+def test_the_shipped_rates_load():
+    rates = load_board_rates()
+    assert rates.profile == "numpy" and {"numpy", "blueoil", "tuned"} <= set(rates.profiles)
+    assert BoardRates.from_dict(rates.to_dict(), source=rates.source) == rates
+
+
+def _write(tmp_path, data, name="rates.yaml"):
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data), encoding="utf-8")
+    return str(path)
+
+
+def _bad(**where):
+    data = json.loads(json.dumps(RATES))
+    for key, value in where.items():
+        node = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        if value is KeyError:
+            del node[last]
+        else:
+            node[last] = value
+    return data
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"arm.profiles.numpy.float_elem_ns": -1}, r"arm\.profiles\.numpy\.float_elem_ns: must be a positive number, not -1"),
+    ({"arm.profile": "fastest"}, r"arm\.profile: must be one of fast, numpy \(the entries of arm\.profiles\), not 'fastest'"),
+    ({"arm.device_memory": "cached"}, r"arm\.device_memory: must be one of uncached, cached_sync, not 'cached'"),
+    ({"arm.uncached_read_mb_s": KeyError}, r"arm\.uncached_read_mb_s: missing"),
+    ({"arm.profiles.numpy.copy_elem_ns": KeyError}, r"arm\.profiles\.numpy\.copy_elem_ns: missing"),
+    ({"arm.memcpy_mbs": 600}, r"arm\.memcpy_mbs: unknown key"),
+    ({"f2sdram.derate": 2}, r"f2sdram\.derate: must be in \(0, 1\], not 2"),
+    ({"f2sdram.write_fast_bytes": 1.5}, r"f2sdram\.write_fast_bytes: must be an integer >= 0, not 1\.5"),
+    ({"f2sdram.read_mb_s": True}, r"f2sdram\.read_mb_s: must be a positive number, not True"),
+    ({"f2sdram": "fast"}, r"f2sdram: must be a mapping"),
+    ({"board": 1}, r"board: unknown key"),
+])
+def test_rates_errors_name_the_file_and_key(tmp_path, change, message):
+    path = _write(tmp_path, _bad(**change))
+    with pytest.raises(ConfigError, match=rf"^{path}: {message}"):
+        load_board_rates(path)
+
+
+def test_rates_file_errors(tmp_path):
+    missing = str(tmp_path / "none.yaml")
+    with pytest.raises(ConfigError, match=rf"^{missing}: cannot read board rates"):
+        load_board_rates(missing)
+    path = _write(tmp_path, "arm: [1, 2\n")
+    with pytest.raises(ConfigError, match=rf"^{path}: not valid YAML") as e:
+        load_board_rates(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"test\.yaml: clock: unknown rate"):
+        _rates().with_(clock=1)
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+def test_bench_writes_the_board_entries(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    out.write_text(json.dumps({"golden": {"kept": 1}}), encoding="utf-8")
+    hw = _write(tmp_path, TINY_HW, "hw.yaml")
+    assert boardbench.main(["--out", str(out), "--config", os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"),
+                            "--hw-config", hw]) == 0
+    bench = json.loads(out.read_text(encoding="utf-8"))
+    assert bench["golden"] == {"kept": 1}
+    board = bench["board"]
+    for key in ("split", "quantized"):
+        entry = board[key]
+        for k in ("frame_ms", "fps", "period_ms", "arm_ms", "fpga_ms", "arm", "fpga", "transfers", "segments",
+                  "profiles", "notes", "network"):
+            assert k in entry, (key, k)
+        assert entry["fps"] > 0 and entry["frame_ms"] > 0
+        assert set(entry["profiles"]) == {"numpy", "blueoil", "tuned"}
+    assert {"conv1", "upsample_flow3", "predict_flow2"} <= set(board["split"]["arm"])
+    assert set(board["split"]["fpga"]) == {"conv2", "conv3", "conv3_1", "predict_flow3", "deconv2", "cast_conv"}
+    assert set(board["quantized"]["fpga"]) == {layer.name for layer in build_layers(_tiny_cfg())}
+    assert "conv1" not in board["quantized"]["arm"]
+    assert board["quantized"]["notes"]              # S = 8 takes no frame-pair source
+    assert set(board["check"]["model_ms"]) == {"numpy", "blueoil", "tuned"}
+    text = capsys.readouterr().out
+    assert "board.split" in text and "board.quantized" in text
+
+
+def test_quantized_entry_refuses_a_network_with_host_layers():
+    with pytest.raises(ConfigError, match=r"board\.quantized needs every layer on the accelerator; conv1, "
+                                          r"upsample_flow3, predict_flow2 run on the host"):
+        boardbench.quantized_entry(load_network_config(), PARAMS, 100e6, _rates(),
+                                   network=os.path.join(CONFIG_DIR, "lmflownet_d3_96x128.yaml"))
+
+
+def test_bench_reports_a_bad_rates_file_in_one_line(tmp_path, monkeypatch, capsys):
+    path = _write(tmp_path, _bad(**{"arm.reg_access_us": 0}))
+    monkeypatch.setattr("sys.argv", ["boardbench", "--out", str(tmp_path / "b.json"), "--rates", path])
+    assert boardbench._run() == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {path}: arm.reg_access_us: must be a positive number, not 0\n"
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_calibrate_writes_a_rates_file_that_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(boardbench, "measure_arm_rates", lambda repeat=5: {
+        "float_conv_gmac_s": 1.5, "matmul_loop_ns": 2.0, "float_elem_ns": 0.5, "copy_elem_ns": 1.0,
+        "byte_elem_ns": 0.1, "numpy_call_us": 0.7, "memcpy_mb_s": 9000.0, "sleep_overhead_us": 60.0})
+    out = tmp_path / "here.yaml"
+    assert boardbench.main(["--calibrate", str(out)]) == 0
+    rates = load_board_rates(out)
+    assert rates.profile == "measured" and rates.conv_gmac_s == 1.5 and rates.memcpy_mb_s == 9000.0
+    assert out.read_text(encoding="utf-8").startswith("# Board rates: ")
+
+
+def test_bench_entry_point_reports_a_missing_network_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    missing = tmp_path / "missing.yaml"
+    result = subprocess.run([sys.executable, "-m", "sw.boardbench", "--config", str(missing), "--out",
+                             str(tmp_path / "bench.json")], capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in result.stderr
+    assert not (tmp_path / "bench.json").exists()
