@@ -35,7 +35,8 @@ descriptors plus one cycle each (LAYER_GAP) and one to finish.
 
 from .engine import DESCRIPTOR, OUTPUT_RAW, raw_channels
 
-__all__ = ["descriptor_cycles", "list_cycles", "ideal_cycles", "drain_cycles", "pe_array_latency",
+__all__ = ["descriptor_cycles", "descriptor_phases", "phase_cycles", "load_cycles", "list_cycles", "ideal_cycles",
+           "drain_cycles", "pe_array_latency",
            "DEFAULT_LATENCY", "MUL_CYCLES", "MUL_COUNT", "DECODE_CYCLES", "VALIDATE_CYCLES",
            "SEQUENCER_LATENCY", "THRESHOLD_LATENCY", "WRITER_LATENCY", "WRITE_FIFO_LATENCY",
            "WRITE_FIFO_DEPTH"]
@@ -74,8 +75,61 @@ def drain_cycles(popcount_stages):
             + WRITE_FIFO_LATENCY + 1)
 
 
-def _load(n, latency):
-    return latency + n + 2
+def descriptor_phases(desc, params=None):
+    """The phases of one descriptor in the engine's control FSM: what :func:`descriptor_cycles`
+    adds up, kept apart so that a board model can price the memory traffic of each.
+
+    Returns
+    -------
+    dict
+        ``fixed``: control cycles that move no data (NEXT, DECODE, VALIDATE, TILE and RUN of every
+        tile, LAYER_END); ``loads``: ``[(what, words)]`` read while the FSM waits (each costs
+        ``latency + 2 + words`` cycles, :func:`load_cycles`); ``tiles``: per output tile
+        ``(compute, prefetch_words, write_words)``: the COMPUTE cycles the pipeline needs, the
+        weight words of the next tile read meanwhile (0 for the last tile) and the bus words the
+        tile writes. ``descriptor_cycles = fixed + sum(load_cycles(w)) + sum(max(compute,
+        load_cycles(prefetch)) if prefetch else compute)``.
+    """
+    p = desc.params if params is None else params
+    bus = p.bus_bits
+    k = desc.kernel
+    c = desc.in_groups * k * k                                  # beats of a pixel = weight words of a tile
+    n_weights = c * p.pe_count * p.simd_lanes // bus
+    n_thresholds = p.pe_count * p.threshold_layout.bits // bus
+    raw = desc.output_mode == OUTPUT_RAW
+    pixels = desc.out_height * desc.out_width
+    drain = drain_cycles(p.popcount_stages)
+    per_word = bus // p.acc_bits
+    tile_words = p.pe_count // per_word                         # raw words of a whole tile
+    fixed = 1 + DECODE_CYCLES + VALIDATE_CYCLES + 1
+    loads = [("descriptor", -(-DESCRIPTOR.bits // bus)), ("source", desc.src_words)]
+    tiles = []
+    raw_left = raw_channels(desc.out_channels, p) // per_word
+    for t in range(desc.tiles):
+        fixed += 2
+        if t == 0:
+            loads.append(("weights", n_weights))
+        if not raw:
+            loads.append(("thresholds", n_thresholds))
+        r = min(raw_left, tile_words) if raw else 1
+        if raw:
+            raw_left -= r
+        compute = c + (pixels - 1) * max(c, r) + (r - 1) + drain
+        tiles.append((compute, n_weights if t < desc.tiles - 1 else 0, pixels * r))
+    return {"fixed": fixed, "loads": loads, "tiles": tiles}
+
+
+def load_cycles(words, latency=DEFAULT_LATENCY):
+    """Cycles the FSM waits for a read of ``words`` bus words (command to the last word)."""
+    return latency + words + 2
+
+
+def phase_cycles(phases, latency=DEFAULT_LATENCY):
+    """Cycles of :func:`descriptor_phases` under the model's memory."""
+    n = phases["fixed"] + sum(load_cycles(w, latency) for _, w in phases["loads"])
+    for compute, prefetch, _ in phases["tiles"]:
+        n += max(compute, load_cycles(prefetch, latency)) if prefetch else compute
+    return n
 
 
 def descriptor_cycles(desc, params=None, *, latency=DEFAULT_LATENCY):
@@ -89,36 +143,7 @@ def descriptor_cycles(desc, params=None, *, latency=DEFAULT_LATENCY):
     latency : int
         Memory read latency in cycles.
     """
-    p = desc.params if params is None else params
-    bus = p.bus_bits
-    k = desc.kernel
-    c = desc.in_groups * k * k                                  # beats of a pixel = weight words of a tile
-    n_weights = c * p.pe_count * p.simd_lanes // bus
-    n_thresholds = p.pe_count * p.threshold_layout.bits // bus
-    raw = desc.output_mode == OUTPUT_RAW
-    pixels = desc.out_height * desc.out_width
-    drain = drain_cycles(p.popcount_stages)
-    desc_words = -(-DESCRIPTOR.bits // bus)
-    per_word = bus // p.acc_bits
-    tile_words = p.pe_count // per_word                         # raw words of a whole tile
-
-    cycles = 1 + _load(desc_words, latency) + DECODE_CYCLES + VALIDATE_CYCLES + _load(desc.src_words, latency)
-    raw_left = raw_channels(desc.out_channels, p) // per_word
-    tiles = desc.tiles
-    for t in range(tiles):
-        cycles += 1
-        if t == 0:
-            cycles += _load(n_weights, latency)
-        if not raw:
-            cycles += _load(n_thresholds, latency)
-        cycles += 1
-        r = min(raw_left, tile_words) if raw else 1
-        raw_left -= r if raw else 0
-        compute = c + (pixels - 1) * max(c, r) + (r - 1) + drain
-        if t < tiles - 1:
-            compute = max(compute, _load(n_weights, latency))
-        cycles += compute
-    return cycles + 1
+    return phase_cycles(descriptor_phases(desc, params), latency)
 
 
 def list_cycles(descs, params=None, **kw):

@@ -9,7 +9,7 @@ FPGA, per layer
     program's descriptors), at the hardware configuration's clock. That model's memory answers
     one bus word per cycle after a fixed latency; on the board the FPGA-to-SDRAM port is slower
     (reads ~980 MB/s for 128 bits at 100 MHz, where one word a cycle is 1.6 GB/s; writes
-    1450 MB/s for the first 128 KB, then 300-360 MB/s). :func:`descriptor_phases` splits a
+    1450 MB/s for the first 128 KB, then 300-360 MB/s). :func:`models.cycles.descriptor_phases` splits a
     descriptor's cycles into the phases of the engine's state machine: fixed control cycles,
     *load* phases (descriptor, source tensor, first weight tile, threshold records) in which
     the engine waits for memory, and per output tile a *compute* phase during which the next
@@ -43,8 +43,8 @@ import os
 
 import yaml
 
-from models.cycles import DEFAULT_LATENCY, MUL_COUNT, MUL_CYCLES, descriptor_cycles
-from models.engine import DESCRIPTOR, OUTPUT_RAW
+from models.cycles import DEFAULT_LATENCY, descriptor_cycles, descriptor_phases, load_cycles as _load, phase_cycles
+from models.engine import DESCRIPTOR, OUTPUT_RAW, raw_tensor_bytes
 from models.errors import ConfigError
 from models.network import CONFIG_DIR
 
@@ -251,62 +251,6 @@ def load_board_rates(path=None):
 
 
 # -- FPGA ----------------------------------------------------------------------------------
-
-def _load(n, latency):
-    return latency + n + 2
-
-
-def descriptor_phases(desc, params=None):
-    """The phases of one descriptor in the engine's state machine (as :mod:`models.cycles` counts).
-
-    Returns
-    -------
-    dict
-        ``fixed``: control cycles that move no data; ``loads``: ``[(what, words)]`` read while
-        the engine waits (each also costs the read latency + 2 cycles); ``tiles``: per output
-        tile ``(compute, prefetch_words, write_beats)``: PE-array cycles, weight words of the
-        next tile read meanwhile (0 for the last), bus beats written. Under the cycle model's
-        memory (latency ``L``) the descriptor takes ``fixed + sum(L + 2 + words) + sum(max(compute,
-        L + 2 + prefetch) if prefetch else compute)`` cycles (:func:`phase_cycles`).
-    """
-    p = desc.params if params is None else params
-    bus = p.bus_bits
-    k = desc.kernel
-    wwt = desc.in_groups * k * k
-    n_weights = wwt * (p.pe_count * p.simd_lanes // bus)
-    n_thresholds = p.pe_count * p.threshold_layout.bits // bus
-    raw = desc.output_mode == OUTPUT_RAW
-    raw_beats = p.pe_count * p.acc_bits // bus
-    pixels = desc.out_height * desc.out_width
-    drain = p.popcount_stages + 2 + 3
-    fixed = 1 + 1 + 1 + MUL_COUNT * (MUL_CYCLES + 1) + 1
-    loads = [("descriptor", -(-DESCRIPTOR.bits // bus)), ("source", desc.src_words)]
-    tiles = []
-    for t in range(desc.tiles):
-        fixed += 2
-        if t == 0:
-            loads.append(("weights", n_weights))
-        if not raw:
-            loads.append(("thresholds", n_thresholds))
-        if raw:
-            compute = wwt + drain + (pixels - 1) * max(wwt, raw_beats) + raw_beats + 1
-        else:
-            compute = pixels * wwt + drain
-        if wwt == 1 and pixels > 1 and (not raw or raw_beats == 1):
-            compute += 2
-        tiles.append((compute, n_weights if t < desc.tiles - 1 else 0, pixels * (raw_beats if raw else 1)))
-    fixed += 1
-    return {"fixed": fixed, "loads": loads, "tiles": tiles}
-
-
-def phase_cycles(phases, latency=DEFAULT_LATENCY):
-    """Cycles of :func:`descriptor_phases` under the cycle model's memory (equal to
-    :func:`models.cycles.descriptor_cycles`)."""
-    n = phases["fixed"] + sum(_load(w, latency) for _, w in phases["loads"])
-    for compute, prefetch, _ in phases["tiles"]:
-        n += max(compute, _load(prefetch, latency)) if prefetch else compute
-    return n
-
 
 class _WritePort:
     """Write time of a layer's results: the first ``fast_bytes`` at ``fast``, the rest at ``slow``."""
@@ -598,7 +542,7 @@ def sketch_program(layers, params, base=0):
         if layer.output == OUT_CODES:
             size = channel_groups(layer.c_out, s) * layer.height * layer.width * params.bus_bytes
         else:
-            size = layer.height * layer.width * tiles(layer.c_out, pe) * pe * params.acc_bits // 8
+            size = raw_tensor_bytes(layer.height, layer.width, layer.c_out, params)
         alloc(f"tensor:{name}", size)
         prog.placements[name] = Placement(f"tensor:{name}", 0, layer.c_out, layer.height, layer.width, layer.output)
 
