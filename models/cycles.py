@@ -47,10 +47,11 @@ DEFAULT_LATENCY = 8
 #: Cycles of one shift-add multiplication in the validator, and how many it does.
 MUL_CYCLES = 16
 MUL_COUNT = 6
-#: Descriptor decoder: two register stages.
-DECODE_CYCLES = 2
-#: Validator: start, the products (``MUL_CYCLES + 1`` cycles each), the check flags, the error.
-VALIDATE_CYCLES = 1 + MUL_COUNT * (MUL_CYCLES + 1) + 2
+#: Descriptor decoder: three register stages (fields, the sizes they give, the sizes those give).
+DECODE_CYCLES = 3
+#: Validator: start, the products (``MUL_CYCLES + 1`` cycles each), the sizes, region ends and
+#: simple checks, the comparisons, the error.
+VALIDATE_CYCLES = 1 + MUL_COUNT * (MUL_CYCLES + 1) + 3
 #: Sequencer: issue -> tap position -> source row/column -> row offset and buffer read -> zero
 #: padding register -> the PE array's input.
 SEQUENCER_LATENCY = 5

@@ -10,7 +10,7 @@ import os
 import cocotb
 import numpy as np
 
-from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_INPUT_OP, ERR_KERNEL,
+from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_FORMAT, ERR_INPUT_OP, ERR_KERNEL,
                            ERR_NONE, ERR_OVERFLOW, ERR_SHAPE, ERROR_NAMES, Descriptor, execute_program)
 from models.regmap import CTRL_START
 
@@ -104,6 +104,7 @@ def _mutations(params):
                                             "src_width": 1}, ERR_CAPACITY),
         ("accumulator overflow", {"input_op": 0, "kernel": 3, "src_channels": params.acc_bound // 27 + 1,
                                   "src_height": 1, "src_width": 1}, ERR_OVERFLOW),
+        ("frame pair without space_to_depth", {"src_format": 1, "input_op": 0, "src_channels": 32}, ERR_FORMAT),
         ("misaligned destination", {"dst_addr": "+1"}, ERR_ALIGN),
         ("weights outside the window", {"weights_addr": 0xFFFF0000}, ERR_ADDRESS),
     ]
@@ -116,7 +117,7 @@ async def test_error_paths(dut):
     await tb.start()
     rng = np.random.default_rng(11)
     for name, change, expected_err in _mutations(tb.params):
-        layers = [random_layer(rng, tb.params), random_layer(rng, tb.params)]
+        layers = [random_layer(rng, tb.params), random_layer(rng, tb.params, frames=False)]
         image, desc_addr, descs, _, _ = build_case(rng, tb.params, layers, tb.base, tb.size)
         fields = dict(descs[1].fields)
         for key, value in change.items():

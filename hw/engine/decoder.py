@@ -4,18 +4,29 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from models.cycles import DECODE_CYCLES
 from models.engine import DESCRIPTOR, OP_CODES, OUTPUT_RAW, SRC_FRAMES, EngineParams
 
 from ..records import record_layout
 
-__all__ = ["DescriptorDecoder", "descriptor_layout", "derived_layout", "DECODE_CYCLES"]
+__all__ = ["DescriptorDecoder", "descriptor_layout", "derived_layout", "bit_length"]
 
-#: Cycles from ``load`` to valid ``fields`` and ``derived`` (two register stages).
-DECODE_CYCLES = 2
 
 _OP_ID = OP_CODES["identity"]
 _OP_S2D = OP_CODES["space_to_depth"]
 _OP_UP = OP_CODES["upsample"]
+
+
+def bit_length(m, value):
+    """``value.bit_length()`` of an unsigned signal, as a balanced tree (log depth, not a chain)."""
+    width = len(value)
+    if width == 1:
+        return value[0]
+    half = 1 << ((width - 1).bit_length() - 1)          # the low part: a power of two
+    lo, hi = value[:half], value[half:]
+    out = Signal(width.bit_length(), name=f"bitlen{width}")
+    m.d.comb += out.eq(Mux(hi != 0, bit_length(m, hi) + half, bit_length(m, lo)))
+    return out
 
 
 def descriptor_layout():
@@ -46,7 +57,7 @@ def derived_layout():
 
 
 class DescriptorDecoder(wiring.Component):
-    """Decodes a descriptor in two register stages.
+    """Decodes a descriptor in :data:`models.cycles.DECODE_CYCLES` register stages.
 
     Fields are read through :func:`descriptor_layout`, the descriptor format of
     :mod:`models.engine` (never retyped). Derived sizes (:func:`derived_layout`) follow
@@ -100,29 +111,19 @@ class DescriptorDecoder(wiring.Component):
 
         f = self.fields
         d = self.derived
-        stage2 = Signal()
+        stage2, stage3 = Signal(), Signal()
         with m.If(self.load):
             m.d.sync += f.eq(self.raw)
-        m.d.sync += stage2.eq(self.load)
+        m.d.sync += [stage2.eq(self.load), stage3.eq(stage2)]
 
-        # Stage 2 (the cycle after load): everything from the registered fields.
+        # Stage 2 (the cycle after load): what follows from the fields directly.
         frames = f.src_format == SRC_FRAMES
         is_s2d = f.input_op == _OP_S2D
         is_up = f.input_op == _OP_UP
-        ho = Mux(is_s2d, f.src_height >> 1, Mux(is_up, f.src_height << 1, f.src_height))
-        wo = Mux(is_s2d, f.src_width >> 1, Mux(is_up, f.src_width << 1, f.src_width))
-        cin = Mux(is_s2d, f.src_channels << 2, f.src_channels)
-        gin = (cin + S - 1) >> log_s
-        gs = (f.src_channels + S - 1) >> log_s
-        ws_stored = Mux(frames, f.src_width >> 1, f.src_width)
-        wm1 = Signal(13)
-        m.d.comb += wm1.eq(ws_stored - 1)
-        cb = Signal(4)
-        for b in range(13):
-            with m.If(wm1[b]):
-                m.d.comb += cb.eq(b + 1)
+        ws_stored = Signal(13)
+        cin = Signal(16)
+        gs = Signal(12)
         raw_bits = Signal(range(1 << 13 << log_acc))
-        m.d.comb += raw_bits.eq(f.out_channels << log_acc)
         with m.If(stage2):
             m.d.sync += [
                 d.pad.eq(f.kernel == 3),
@@ -130,16 +131,29 @@ class DescriptorDecoder(wiring.Component):
                 d.raw.eq(f.output_mode == OUTPUT_RAW),
                 d.op.eq(Mux(frames, _OP_ID, f.input_op)),
                 d.hs.eq(Mux(frames, f.src_height >> 1, f.src_height)),
-                d.ws.eq(ws_stored),
-                d.gs.eq(Mux(frames, gin, gs)),
-                d.ho.eq(ho),
-                d.wo.eq(wo),
-                d.cin.eq(cin),
-                d.gin.eq(gin),
+                ws_stored.eq(Mux(frames, f.src_width >> 1, f.src_width)),
+                d.ho.eq(Mux(is_s2d, f.src_height >> 1, Mux(is_up, f.src_height << 1, f.src_height))),
+                d.wo.eq(Mux(is_s2d, f.src_width >> 1, Mux(is_up, f.src_width << 1, f.src_width))),
+                cin.eq(Mux(is_s2d, f.src_channels << 2, f.src_channels)),
+                gs.eq((f.src_channels + S - 1) >> log_s),
                 d.n_tiles.eq((f.out_channels + P - 1) >> log_p),
                 d.gout.eq((f.out_channels + S - 1) >> log_s),
-                d.cb.eq(cb),
-                d.wwt.eq(Mux(f.kernel == 3, (gin << 3) + gin, gin)),
-                d.raw_beats.eq((raw_bits + p.bus_bits - 1) >> log_bus),
+                raw_bits.eq((f.out_channels << log_acc) + p.bus_bits - 1),
+            ]
+
+        # Stage 3: the sizes that follow from those.
+        gin = Signal(12)
+        m.d.comb += gin.eq((cin + S - 1) >> log_s)
+        wm1 = Signal(13)
+        m.d.comb += wm1.eq(ws_stored - 1)
+        with m.If(stage3):
+            m.d.sync += [
+                d.ws.eq(ws_stored),
+                d.cin.eq(cin),
+                d.gin.eq(gin),
+                d.gs.eq(Mux(d.frames, gin, gs)),
+                d.cb.eq(bit_length(m, wm1)),
+                d.wwt.eq(Mux(d.pad, (gin << 3) + gin, gin)),
+                d.raw_beats.eq(raw_bits >> log_bus),
             ]
         return m

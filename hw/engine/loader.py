@@ -56,8 +56,10 @@ class Loader(wiring.Component):
 
     A command (``cmd`` with ``cmd_valid``) starts a read of ``words`` bus words at ``addr``,
     issued as bursts of at most ``max_burst`` beats back to back; ``done`` is high when every
-    word of the last command has arrived (and when idle). Read data is never back-pressured: it is
-    written into its target in the cycle it arrives.
+    word of the last command has arrived (and when idle). Read data is never back-pressured: it
+    goes into its target register in the cycle it arrives, into the weight buffer one cycle
+    later and into the activation buffer two cycles later (the write address is computed in two
+    register stages).
 
     Targets: ``TARGET_DESC`` (words into ``desc``, first word in the low bits), ``TARGET_ACT`` (the
     activation buffer: word ``w`` of a row at ``row * 2**cb + w``, rows of the stored source
@@ -155,6 +157,9 @@ class Loader(wiring.Component):
         m.d.comb += self.done.eq((rx_left == 0) & (rq_left == 0))
 
         col = Signal(13)
+        cols_m1 = Signal(13)
+        cols_m2 = Signal(13)
+        last_col = Signal()            # the next word ends a row (a register: no compare on the path)
         row_base = Signal(range(2 * p.act_buffer_words))
         row_addr = Signal(range(2 * p.act_buffer_words))
         odd_row = Signal()
@@ -167,7 +172,8 @@ class Loader(wiring.Component):
             m.d.sync += [
                 rq_addr.eq(self.cmd.addr), rq_left.eq(self.cmd.words), rx_left.eq(self.cmd.words),
                 rx_index.eq(0), target.eq(self.cmd.target), frames.eq(self.cmd.frames),
-                col.eq(0), row_base.eq(0), row_addr.eq(0), odd_row.eq(0),
+                col.eq(0), cols_m1.eq(self.act_cols - 1), cols_m2.eq(self.act_cols - 2),
+                last_col.eq(self.act_cols == 1), row_base.eq(0), row_addr.eq(0), odd_row.eq(0),
                 plane2.eq(self.act_plane << 1), plane3.eq((self.act_plane << 1) + self.act_plane),
                 wt_word.eq(Cat(Const(0, len(wt_word) - 1), self.cmd.bank)), chunk.eq(0),
             ]
@@ -176,22 +182,36 @@ class Loader(wiring.Component):
         valid = self.rd.readdatavalid
         stride = Signal(range(1 << 14))
         m.d.comb += stride.eq(Const(1, 14) << self.act_cb)
-        last_col = col == self.act_cols - 1
 
         # Activations: codes words straight in; frame-pair words thermometer-coded.
         codes_word = thermometer_word(m, data_in, p.simd_lanes) if p.simd_lanes in FRAME_SIMD_LANES else data_in
+        # The write address in two register stages (at most one adder each): a row's start with its
+        # group, then plus the column.
         if frame_pixels == 1:
             # One pixel a word: the two pixels of a row of a 2x2 block are groups 2*dy and 2*dy + 1.
             group_off = Mux(odd_row, Mux(col[0], plane3, plane2), Mux(col[0], self.act_plane, 0))
-            frame_addr = row_base + group_off + (col >> 1)
+            frame_col = col >> 1
         else:
             # Two pixels a word: a word is one row of a 2x2 block, group dy.
-            frame_addr = row_base + Mux(odd_row, self.act_plane, 0) + col
-        m.d.comb += [
-            self.act_wdata.eq(Mux(frames, codes_word, data_in)),
-            self.act_waddr.eq(Mux(frames, frame_addr, row_addr | col)),
+            group_off = Mux(odd_row, self.act_plane, 0)
+            frame_col = col
+        act_we = Signal()
+        wt_we = Signal(len(self.wt_we))
+        start_a = Signal.like(row_base)
+        col_a = Signal(13)
+        data_a = Signal(bus)
+        we_a = Signal()
+        m.d.sync += [
+            start_a.eq(Mux(frames, row_base + group_off, row_addr)),
+            col_a.eq(Mux(frames, frame_col, col)),
+            data_a.eq(Mux(frames, codes_word, data_in)),
+            we_a.eq(act_we),
+            self.act_waddr.eq(start_a + col_a),
+            self.act_wdata.eq(data_a),
+            self.act_we.eq(we_a),
             self.wt_wdata.eq(data_in),
             self.wt_waddr.eq(wt_word),
+            self.wt_we.eq(wt_we),
         ]
         with m.If(valid):
             m.d.sync += [rx_left.eq(rx_left - 1), rx_index.eq(rx_index + 1)]
@@ -202,9 +222,9 @@ class Loader(wiring.Component):
                             hi = min((i + 1) * bus, DESCRIPTOR.bits)
                             m.d.sync += self.desc[i * bus:hi].eq(data_in[:hi - i * bus])
                 with m.Case(TARGET_ACT):
-                    m.d.comb += self.act_we.eq(1)
+                    m.d.comb += act_we.eq(1)
                     with m.If(last_col):
-                        m.d.sync += col.eq(0)
+                        m.d.sync += [col.eq(0), last_col.eq(cols_m1 == 0)]
                         with m.If(frames):
                             m.d.sync += odd_row.eq(~odd_row)
                             with m.If(odd_row):
@@ -212,11 +232,11 @@ class Loader(wiring.Component):
                         with m.Else():
                             m.d.sync += row_addr.eq(row_addr + stride)
                     with m.Else():
-                        m.d.sync += col.eq(col + 1)
+                        m.d.sync += [col.eq(col + 1), last_col.eq(col == cols_m2)]
                 with m.Case(TARGET_WEIGHTS):
                     for i in range(ww_beats):
                         with m.If(chunk == i):
-                            m.d.comb += self.wt_we[i].eq(1)
+                            m.d.comb += wt_we[i].eq(1)
                     if ww_beats > 1:
                         m.d.sync += chunk.eq(chunk + 1)
                         with m.If(chunk == ww_beats - 1):

@@ -129,7 +129,7 @@ class Validator(wiring.Component):
         products_done = Signal()
         m.d.sync += products_done.eq(busy & (mul_n == MUL_CYCLES) & (step == MUL_COUNT - 1))
 
-        # -- one cycle: every check into its own flag ------------------------------------------
+        # -- three cycles: sizes and region ends, the comparisons, the first failing check -------
         if S * 2 // 8 > FRAME_PIXEL_BYTES:
             frame_words = prod[1] >> ((S * 2 // 8 // FRAME_PIXEL_BYTES).bit_length() - 1)
         else:
@@ -142,13 +142,8 @@ class Validator(wiring.Component):
         thr_bytes = d.n_tiles << log_thr_tile
         dst_bytes = Mux(d.raw, prod[5], prod[4]) << log_bus_bytes
 
-        def within(addr, nbytes):
-            end = Signal(_WIDE)
-            m.d.comb += end.eq(addr + nbytes)
-            return (addr >= self.window_base) & (end <= self.window_limit)
-
         s2d = f.input_op == OP_CODES["space_to_depth"]
-        flags = {
+        simple = {
             "kernel": (f.kernel != 1) & (f.kernel != 3),
             "input_op": f.input_op == 3,
             "zero": (f.src_height == 0) | (f.src_width == 0) | (f.src_channels == 0) | (f.out_channels == 0),
@@ -156,24 +151,46 @@ class Validator(wiring.Component):
                                                                & ~d.frames)),
             "format": d.frames & (~s2d | (f.src_channels != FRAME_CODE_CHANNELS)
                                   | (0 if S in FRAME_SIMD_LANES else 1)),
-            "capacity": (act_need > p.act_buffer_words) | (d.wwt > p.weight_buffer_words),
             "overflow": Mux(d.pad, d.cin > p.acc_bound // 27, d.cin > p.acc_bound // 3),
             "align": ((f.src_addr[:log_bus_bytes] != 0) | (f.weights_addr[:log_bus_bytes] != 0)
                       | (f.dst_addr[:log_bus_bytes] != 0) | (~d.raw & (f.thresholds_addr[:log_bus_bytes] != 0))),
-            "address": ~(within(f.src_addr, src_bytes) & within(f.weights_addr, w_bytes)
-                         & within(f.dst_addr, dst_bytes) & (d.raw | within(f.thresholds_addr, thr_bytes))),
         }
+        # Cycle 1 after the products: the simple checks, the buffer needs and every region's end.
+        simple_regs = Signal(len(simple))
+        act_need_r = Signal(_WIDE)
+        wwt_big = Signal()
+        ends = {name: Signal(_WIDE, name=f"end_{name}") for name in ("src", "weights", "thresholds", "dst")}
+        sized = Signal()
+        m.d.sync += sized.eq(products_done)
+        with m.If(products_done):
+            m.d.sync += [
+                simple_regs.eq(Cat(*simple.values())),
+                act_need_r.eq(act_need),
+                wwt_big.eq(d.wwt > p.weight_buffer_words),
+                ends["src"].eq(f.src_addr + src_bytes),
+                ends["weights"].eq(f.weights_addr + w_bytes),
+                ends["thresholds"].eq(f.thresholds_addr + thr_bytes),
+                ends["dst"].eq(f.dst_addr + dst_bytes),
+                self.src_words.eq(src_words),
+                self.pixels.eq(prod[2]),
+            ]
+
+        def within(addr, name):
+            return (addr >= self.window_base) & (ends[name] <= self.window_limit)
+
+        # Cycle 2: the comparisons, each into its own flag.
+        flags = [*(simple_regs[i] for i in range(5)),
+                 (act_need_r > p.act_buffer_words) | wwt_big,                       # capacity
+                 simple_regs[5], simple_regs[6],                                     # overflow, align
+                 ~(within(f.src_addr, "src") & within(f.weights_addr, "weights") & within(f.dst_addr, "dst")
+                   & (d.raw | within(f.thresholds_addr, "thresholds")))]             # address
         codes = [ERR_KERNEL, ERR_INPUT_OP, ERR_SHAPE, ERR_SHAPE, ERR_FORMAT, ERR_CAPACITY, ERR_OVERFLOW,
                  ERR_ALIGN, ERR_ADDRESS]
         flag_regs = Signal(len(flags))
         checked = Signal()
-        m.d.sync += checked.eq(products_done)
-        with m.If(products_done):
-            m.d.sync += [
-                flag_regs.eq(Cat(*flags.values())),
-                self.src_words.eq(src_words),
-                self.pixels.eq(prod[2]),
-            ]
+        m.d.sync += checked.eq(sized)
+        with m.If(sized):
+            m.d.sync += flag_regs.eq(Cat(*flags))
 
         # -- one cycle: the first failing check gives the error --------------------------------
         error = Signal(8)
