@@ -146,7 +146,8 @@ class Loader(wiring.Component):
             self.rd.burstcount.eq(rq_burst),
             self.rd.read.eq(rq_left != 0),
         ]
-        with m.If(self.rd.read & ~self.rd.waitrequest):
+        accepted = self.rd.read & ~self.rd.waitrequest
+        with m.If(accepted):
             m.d.sync += [rq_addr.eq(rq_addr + (rq_burst << log_bus_bytes)), rq_left.eq(rq_left - rq_burst)]
 
         # -- the routing of received words --------------------------------------------------------
@@ -154,7 +155,10 @@ class Loader(wiring.Component):
         frames = Signal()
         rx_left = Signal(28)
         rx_index = Signal(range(max(thr_beats, desc_beats) + 1))
-        m.d.comb += self.done.eq((rx_left == 0) & (rq_left == 0))
+        # done is a register that looks one cycle ahead (the counters' next values), so it is as
+        # early as a comparison of the counters and no comparison sits on the FSM's paths.
+        done = Signal(init=1)
+        m.d.comb += self.done.eq(done)
 
         col = Signal(13)
         cols_m1 = Signal(13)
@@ -168,6 +172,11 @@ class Loader(wiring.Component):
         wt_word = Signal(range(2 * p.weight_buffer_words))
         chunk = Signal(range(max(ww_beats, 2)))
 
+        rq_next = Signal.like(rq_left)
+        rx_next = Signal.like(rx_left)
+        m.d.comb += [rq_next.eq(Mux(accepted, rq_left - rq_burst, rq_left)),
+                     rx_next.eq(Mux(self.rd.readdatavalid, rx_left - 1, rx_left))]
+        m.d.sync += done.eq(~self.cmd_valid & (rq_next == 0) & (rx_next == 0))
         with m.If(self.cmd_valid):
             m.d.sync += [
                 rq_addr.eq(self.cmd.addr), rq_left.eq(self.cmd.words), rx_left.eq(self.cmd.words),

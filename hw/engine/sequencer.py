@@ -110,24 +110,32 @@ class Sequencer(wiring.Component):
         sb = Signal(2)
         gbase = Signal(addr_shape)
         widx = Signal(16)
+        # The loop ends compare counters with limits minus one, registered at the start, and the
+        # pixel's last beat is itself a register: no subtraction or wide compare on the issue path.
         last_beat = Signal()
+        wwt_m1, wwt_m2 = Signal(16), Signal(16)
+        gs_m1, wo_m1, ho_m1 = Signal(12), Signal(14), Signal(14)
         issue = Signal()
+        ready = Signal()           # the pace and the credits allow a pixel's last beat
         wait = Signal(5)           # cycles until the next pixel's last beat may issue
         m.d.comb += [
-            last_beat.eq(widx == cfg.wwt - 1),
-            issue.eq(run & (~last_beat | (self.credit_ok & (wait == 0)))),
+            ready.eq(self.credit_ok & (wait == 0)),
+            issue.eq(run & (~last_beat | ready)),
             self.busy.eq(run),
             self.issued_last.eq(issue & last_beat),
         ]
         with m.If(self.start):
-            m.d.sync += wait.eq(0)
+            m.d.sync += [wait.eq(0), wwt_m1.eq(cfg.wwt - 1), wwt_m2.eq(cfg.wwt - 2), gs_m1.eq(cfg.gs - 1),
+                         wo_m1.eq(cfg.wo - 1), ho_m1.eq(cfg.ho - 1), last_beat.eq(cfg.wwt == 1)]
         with m.Elif(issue & last_beat):
             m.d.sync += wait.eq(cfg.gap - 1)
         with m.Elif(wait != 0):
             m.d.sync += wait.eq(wait - 1)
+        with m.If(~self.start & issue):
+            m.d.sync += last_beat.eq(Mux(last_beat, wwt_m1 == 0, widx == wwt_m2))
         dx_end = ~cfg.pad | (dx == 2)
         dy_end = ~cfg.pad | (dy == 2)
-        sg_end = sg == cfg.gs - 1
+        sg_end = sg == gs_m1
         with m.If(self.start):
             m.d.sync += [run.eq(1), ox.eq(0), oy.eq(0), dx.eq(0), dy.eq(0), sg.eq(0), sb.eq(0), gbase.eq(0),
                          widx.eq(0)]
@@ -148,9 +156,9 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.d.sync += dx.eq(dx + 1)
             with m.If(last_beat):
-                with m.If(ox == cfg.wo - 1):
+                with m.If(ox == wo_m1):
                     m.d.sync += ox.eq(0)
-                    with m.If(oy == cfg.ho - 1):
+                    with m.If(oy == ho_m1):
                         m.d.sync += [oy.eq(0), run.eq(0)]
                     with m.Else():
                         m.d.sync += oy.eq(oy + 1)
