@@ -338,6 +338,58 @@ def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
             assert np.allclose(weights[name][p], weights2[name][p], rtol=1e-5, atol=1e-6), (name, p)
 
 
+def test_photo_mix_is_even_and_deterministic():
+    pytest.importorskip("skimage")
+    from models.photoscenes import PHOTO_TRAIN_STREAM, make_photo_pair
+    from train.data import PairPool, is_photo_index, render_pair
+    flags = np.array([is_photo_index(i, 0.5) for i in range(1000)])
+    assert 0.49 < flags.mean() < 0.51
+    assert max(len(r) for r in "".join("p" if f else "s" for f in flags).split("s")) <= 3   # interleaved
+    assert not any(is_photo_index(i, 0.0) for i in range(100))
+    assert all(is_photo_index(i, 1.0) for i in range(100))
+    i = int(np.flatnonzero(flags)[0])
+    frames, flow = render_pair(i, crop=(16, 24), photo_fraction=0.5)
+    p = make_photo_pair(i, PHOTO_TRAIN_STREAM, crop=(16, 24))
+    assert np.array_equal(frames, p.frames) and np.array_equal(flow, p.flow)
+    j = int(np.flatnonzero(~flags)[0])
+    frames, flow = render_pair(j, crop=(16, 24), photo_fraction=0.5)
+    q = make_pair(j, crop=(16, 24))
+    assert np.array_equal(frames, q.frames) and np.array_equal(flow, q.flow)
+    a, b = PairPool(6, 2, crop=(16, 24), photo_fraction=0.5), PairPool(6, 2, crop=(16, 24), photo_fraction=0.5)
+    a.fill(3)
+    b.fill(0)
+    for _ in range(3):
+        b.advance()
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.flows, b.flows)
+
+
+def test_augmentation_keeps_identical_pairs_identical():
+    from train.data import augment
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
+    frames = np.concatenate([f, f], axis=-1)
+    frames[2, ..., 3:] = rng.integers(0, 256, (8, 10, 3))          # a moving pair
+    flows = np.zeros((3, 8, 10, 2), np.float32)
+    out, _ = augment(frames, flows, np.random.default_rng(1))
+    assert np.array_equal(out[0, ..., :3], out[0, ..., 3:]) and np.array_equal(out[1, ..., :3], out[1, ..., 3:])
+    assert not np.array_equal(out[0], frames[0])                     # still augmented
+    assert not np.array_equal(out[2, ..., :3], out[2, ..., 3:])
+
+
+def test_static_weight_counts_zero_flow_pixels_more(torch):
+    from train.losses import multiscale_epe
+    target = torch.zeros(1, 2, 16, 16)
+    target[:, 0, :, 8:] = 40.0                                   # right half moves, left half static
+    outs = {"predict_flow2": torch.ones(1, 2, 4, 4), "predict_flow3": torch.zeros(1, 2, 2, 2)}
+    plain, per = multiscale_epe(outs, target, 20.0, 3)
+    weighted, per_w = multiscale_epe(outs, target, 20.0, 3, static_weight=2.0)
+    assert per == per_w                                          # reported EPE stays unweighted
+    e2_static, e2_moving = np.sqrt(2), np.hypot(1, 1)            # |(1,1) - 0|, |(1,1) - (2,0)|
+    e3_moving = 2.0                                              # level 3: zeros vs (2, 0) on the right
+    assert float(plain) == pytest.approx(0.32 * (e2_static + e2_moving) / 2 + 0.08 * e3_moving / 2)
+    assert float(weighted) == pytest.approx(0.32 * (3 * e2_static + e2_moving) / 2 + 0.08 * e3_moving / 2)
+
+
 def test_lr_schedule(torch):
     from train.train import lr_at
     assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
