@@ -147,10 +147,10 @@ PHOTOS = {p.name: p for p in [
     _sk("gravel", "gravel.png", "eval", "CC0Textures Gravel04 (grey crop)", "CC0"),
     _sk("motorcycle_left", "motorcycle_left.png", "eval",
         "Middlebury 2014 stereo benchmark (Scharstein et al.): Motorcycle, left view, 1/4 size",
-        "free to use with citation of the benchmark"),
+        "no licence stated by scikit-image (it names the benchmark as the source)"),
     _sk("motorcycle_right", "motorcycle_right.png", "eval",
         "Middlebury 2014 stereo benchmark (Scharstein et al.): Motorcycle, right view, 1/4 size",
-        "free to use with citation of the benchmark"),
+        "no licence stated by scikit-image (it names the benchmark as the source)"),
     Photo("grace_hopper", "matplotlib", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg", "eval",
           "US Navy: portrait of Grace Hopper", "public domain"),
 ]}
