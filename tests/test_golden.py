@@ -46,7 +46,7 @@ def test_flow_summary_is_pinned(default_run):
     assert flow.shape == (2, 96, 128, 2) and flow.dtype == np.float32
     assert np.isfinite(flow).all()
     # float host layers (conv1, predict_flow2) may round differently on another BLAS: compare loosely
-    assert np.isclose(np.abs(flow).mean(), 44.121334, rtol=1e-4)
+    assert np.isclose(np.abs(flow).mean(), 42.851154, rtol=1e-4)   # bilinear x4 upsampling
     assert np.isclose(flow[..., 0].mean(), -72.142105, rtol=1e-4)
 
 

@@ -338,6 +338,58 @@ def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
             assert np.allclose(weights[name][p], weights2[name][p], rtol=1e-5, atol=1e-6), (name, p)
 
 
+def test_photo_mix_is_even_and_deterministic():
+    pytest.importorskip("skimage")
+    from models.photoscenes import PHOTO_TRAIN_STREAM, make_photo_pair
+    from train.data import PairPool, is_photo_index, render_pair
+    flags = np.array([is_photo_index(i, 0.5) for i in range(1000)])
+    assert 0.49 < flags.mean() < 0.51
+    assert max(len(r) for r in "".join("p" if f else "s" for f in flags).split("s")) <= 3   # interleaved
+    assert not any(is_photo_index(i, 0.0) for i in range(100))
+    assert all(is_photo_index(i, 1.0) for i in range(100))
+    i = int(np.flatnonzero(flags)[0])
+    frames, flow = render_pair(i, crop=(16, 24), photo_fraction=0.5)
+    p = make_photo_pair(i, PHOTO_TRAIN_STREAM, crop=(16, 24))
+    assert np.array_equal(frames, p.frames) and np.array_equal(flow, p.flow)
+    j = int(np.flatnonzero(~flags)[0])
+    frames, flow = render_pair(j, crop=(16, 24), photo_fraction=0.5)
+    q = make_pair(j, crop=(16, 24))
+    assert np.array_equal(frames, q.frames) and np.array_equal(flow, q.flow)
+    a, b = PairPool(6, 2, crop=(16, 24), photo_fraction=0.5), PairPool(6, 2, crop=(16, 24), photo_fraction=0.5)
+    a.fill(3)
+    b.fill(0)
+    for _ in range(3):
+        b.advance()
+    assert np.array_equal(a.frames, b.frames) and np.array_equal(a.flows, b.flows)
+
+
+def test_augmentation_keeps_identical_pairs_identical():
+    from train.data import augment
+    rng = np.random.default_rng(0)
+    f = rng.integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
+    frames = np.concatenate([f, f], axis=-1)
+    frames[2, ..., 3:] = rng.integers(0, 256, (8, 10, 3))          # a moving pair
+    flows = np.zeros((3, 8, 10, 2), np.float32)
+    out, _ = augment(frames, flows, np.random.default_rng(1))
+    assert np.array_equal(out[0, ..., :3], out[0, ..., 3:]) and np.array_equal(out[1, ..., :3], out[1, ..., 3:])
+    assert not np.array_equal(out[0], frames[0])                     # still augmented
+    assert not np.array_equal(out[2, ..., :3], out[2, ..., 3:])
+
+
+def test_static_weight_counts_zero_flow_pixels_more(torch):
+    from train.losses import multiscale_epe
+    target = torch.zeros(1, 2, 16, 16)
+    target[:, 0, :, 8:] = 40.0                                   # right half moves, left half static
+    outs = {"predict_flow2": torch.ones(1, 2, 4, 4), "predict_flow3": torch.zeros(1, 2, 2, 2)}
+    plain, per = multiscale_epe(outs, target, 20.0, 3)
+    weighted, per_w = multiscale_epe(outs, target, 20.0, 3, static_weight=2.0)
+    assert per == per_w                                          # reported EPE stays unweighted
+    e2_static, e2_moving = np.sqrt(2), np.hypot(1, 1)            # |(1,1) - 0|, |(1,1) - (2,0)|
+    e3_moving = 2.0                                              # level 3: zeros vs (2, 0) on the right
+    assert float(plain) == pytest.approx(0.32 * (e2_static + e2_moving) / 2 + 0.08 * e3_moving / 2)
+    assert float(weighted) == pytest.approx(0.32 * (3 * e2_static + e2_moving) / 2 + 0.08 * e3_moving / 2)
+
+
 def test_lr_schedule(torch):
     from train.train import lr_at
     assert lr_at(0, 100, 1.0, 10) == pytest.approx(0.1)
@@ -403,7 +455,8 @@ def test_eval_writes_every_method_for_synthetic_and_chairs(tmp_path):
     (tmp_path / "chairs" / SPLIT_FILE).write_text("1\n2\n2\n")
     out = tmp_path / "eval.json"
     ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"),
-             "--pairs", "3", "--chairs", str(tmp_path / "chairs"), "--out", str(out), "--no-progress"])
+             "--pairs", "3", "--real-pairs", "0", "--chairs", str(tmp_path / "chairs"), "--out", str(out),
+             "--no-progress"])
     results = json.loads(out.read_text())
     assert set(results) == {"synthetic", "flying_chairs_val"}
     for r in results.values():
@@ -412,6 +465,95 @@ def test_eval_writes_every_method_for_synthetic_and_chairs(tmp_path):
     details = json.loads((tmp_path / "eval_details.json").read_text())
     assert details["pairs"] == {"synthetic": 3, "flying_chairs_val": 2}
     assert "original work" in ev.format_table(results)
+
+
+def test_eval_real_images_entry_and_picture_grid(tmp_path):
+    """The real-image evaluation on a few tiny pairs: every method's EPE, noise floors, bins,
+    the stereo pair, and the picture grid; DIS sees identical frames as exactly still."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("skimage")
+    from PIL import Image
+    from models.generate import random_weights
+    from train import eval as ev
+    cfg = _cfg("lmflownet_tiny.yaml")
+    save_weights(tmp_path / "q.npz", random_weights(cfg, seed=1), cfg)
+    save_weights(tmp_path / "f.npz", random_weights(cfg, seed=2), cfg)
+    out = tmp_path / "eval.json"
+    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"),
+             "--pairs", "1", "--real-pairs", "3", "--still-pairs", "2", "--out", str(out), "--no-progress"])
+    results = json.loads(out.read_text())
+    assert set(results) == {"synthetic", "real"}
+    r = results["real"]
+    for key in ("float", "quantized", "farneback", "dis", "noise_floor", "static_floor", "bins", "stereo",
+                "upsampling"):
+        assert key in r, key
+    assert r["pairs"] == 3 and r["floor_pairs"] == {"identical": 2, "static": 2}
+    for m in ev.METHODS:
+        assert np.isfinite(r[m]) and r[m] > 0
+        assert r["noise_floor"][m] >= 0 and np.isfinite(r["stereo"][m])
+    assert r["noise_floor"]["dis"] < 1e-3
+    assert sum(b["pixels"] for b in r["bins"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert list(r["bins"]) == ["0-1", "1-3", "3-8", "8-16", "16+"]
+    with Image.open(tmp_path / "eval" / "real_grid.png") as grid:
+        size = grid.size
+    # 3 moving rows shown (of 4 at most), the identical pair, the stereo pair; 7 columns + wheel
+    assert size == (7 * (2 * cfg.width + 4) + 2 * cfg.height + 4, 22 + 5 * (2 * cfg.height + 18))
+    assert "noise floor" in ev.format_real_table(r)
+
+
+def test_real_evaluation_accounting():
+    """A perfect method scores 0 everywhere; a method that answers zero flow scores the mean
+    magnitude, bin by bin; floors are mean magnitudes."""
+    from train.real import BINS, RealEvaluation
+    rng = np.random.default_rng(0)
+    gt = rng.normal(0, 6, (8, 12, 2)).astype(np.float32)
+    acc = RealEvaluation(("perfect", "zero"))
+    low = gt.reshape(2, 4, 3, 4, 2).mean(axis=(1, 3))
+    acc.add_moving(gt, {"perfect": gt, "zero": np.zeros_like(gt)}, low, np.zeros((8, 12, 3), np.uint8))
+    acc.add_still("identical", {"perfect": np.zeros_like(gt), "zero": np.full_like(gt, 3.0)})
+    r = acc.result()
+    mag = np.linalg.norm(gt, axis=-1)
+    assert r["perfect"] == 0 and r["zero"] == pytest.approx(mag.mean(), abs=1e-4)
+    assert r["noise_floor"] == {"perfect": 0.0, "zero": pytest.approx(np.hypot(3, 3), abs=1e-4)}
+    for (label, b), lo, hi in zip(r["bins"].items(), BINS[:-1], BINS[1:]):
+        sel = (mag >= lo) & (mag < hi)
+        assert b["pixels"] == pytest.approx(sel.mean(), abs=1e-4)
+        if sel.any():
+            assert b["perfect"] == 0 and b["zero"] == pytest.approx(mag[sel].mean(), abs=1e-4)
+        else:
+            assert b["zero"] is None
+
+
+def test_stereo_pair_ground_truth():
+    """The Middlebury pair: leftward flow only, and warping the right view by it reproduces the
+    left view far better than no motion (on pixels with a disparity)."""
+    pytest.importorskip("cv2")
+    pytest.importorskip("skimage")
+    from train.real import stereo_pair
+    frames, flow, valid = stereo_pair(96, 128)
+    assert frames.shape == (96, 128, 6) and flow.shape == (96, 128, 2) and valid.mean() > 0.8
+    assert (flow[..., 1] == 0).all() and (flow[..., 0][valid] < 0).all()
+    left, right = frames[..., :3].astype(float), frames[..., 3:].astype(float)
+    ys, xs = np.mgrid[0:96, 0:128]
+    x2 = np.clip(xs + flow[..., 0], 0, 127)
+    x0 = np.minimum(np.floor(x2).astype(int), 126)
+    f = (x2 - x0)[..., None]
+    warped = right[ys, x0] * (1 - f) + right[ys, x0 + 1] * f
+    assert np.abs(warped - left)[valid].mean() < 0.5 * np.abs(right - left)[valid].mean()
+
+
+def test_joint_bilateral_upsampling_keeps_constant_flow_and_follows_edges():
+    from train.real import joint_bilateral_upsample
+    flow = np.full((4, 6, 2), 2.5, np.float32)
+    guide = np.random.default_rng(0).integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    assert np.allclose(joint_bilateral_upsample(flow, guide, 4), 2.5, atol=1e-5)
+    # a flow edge that coincides with an image edge stays sharper than bilinear
+    flow = np.zeros((4, 6, 2), np.float32)
+    flow[:, 3:] = 8.0
+    guide = np.zeros((16, 24, 3), np.uint8)
+    guide[:, 12:] = 255
+    up = joint_bilateral_upsample(flow, guide, 4)
+    assert np.abs(up[:, :12] - 0).max() < 0.5 and np.abs(up[:, 12:] - 8).max() < 0.5
 
 
 def test_eval_upsample_flow_scales_vectors():

@@ -1,8 +1,9 @@
-"""Average end-point error of LMFlowNet and of classical baselines.
+"""Average end-point error of LMFlowNet and of classical baselines, on synthetic and real images.
 
 ``python -m train.eval`` (``make eval``) measures, on the held-out synthetic set (seed stream
-:data:`models.synthetic.EVAL_STREAM`, pairs ``0 .. --pairs-1``, never used in training) and,
-with ``--chairs PATH``, on the Flying Chairs validation split:
+:data:`models.synthetic.EVAL_STREAM`, pairs ``0 .. --pairs-1``, never used in training), on
+held-out real photographs (below) and, with ``--chairs PATH``, on the Flying Chairs validation
+split:
 
 * ``float``: the float model, :class:`models.golden.FloatModel` on the float weights;
 * ``quantized``: the quantized model through :class:`models.golden.QuantizedModel`, i.e. the
@@ -17,8 +18,20 @@ resolution with an area filter and the predicted flow is brought back to 384x512
 interpolation with its vectors scaled by 4, so EPE is in full-resolution pixels, as the original
 work's figures. Needs numpy, Pillow and OpenCV (``pip install -e .[eval]``), not PyTorch.
 
-Writes ``build/eval.json`` as ``{dataset: {float, quantized, farneback, dis}}`` and prints a
-Markdown table, next to the original work's Flying Chairs figures.
+Real images (entry ``real``): photo pairs of :mod:`models.photoscenes` made of the held-out
+photographs only (``split="eval"``, seed stream ``PHOTO_EVAL_STREAM``, pairs ``0 ..
+--real-pairs-1``): a photo warped by a known smooth or piecewise field (camera motion with
+rotation, scaling and deformation, independently moving objects with occlusions), with noise,
+blur, JPEG and brightness differences between the frames. Besides the mean EPE: the EPE by
+ground-truth magnitude bin (pixels pooled over the pairs), the *noise floor* (mean ``|flow|``
+on ``--identical-pairs`` pairs of identical frames), the *static floor* (the same on static
+pairs whose frames differ only by noise and photometric changes), the quantized model's EPE
+with other upsamplings of its last layer (``upsampling``), and ``stereo``: the real Middlebury
+2014 Motorcycle pair (two cameras, ground-truth disparity; pixels without disparity left out).
+A picture grid (frames, truth, every method's flow, the colour wheel) goes to ``--grid``.
+
+Writes ``build/eval.json`` as ``{dataset: {float, quantized, farneback, dis, ...}}`` and prints
+Markdown tables, next to the original work's Flying Chairs figures.
 """
 
 import argparse
@@ -34,8 +47,8 @@ from models.pretrained import default_float_weights_path, default_weights_path
 from models.synthetic import EVAL_STREAM, SyntheticConfig, make_pair
 from models.weights import load_weights
 
-__all__ = ["METHODS", "ORIGINAL", "main", "evaluate", "farneback", "dis", "upsample_flow",
-           "format_table"]
+__all__ = ["METHODS", "ORIGINAL", "main", "evaluate", "evaluate_real", "predict", "farneback", "dis",
+           "upsample_flow", "format_table", "format_real_table"]
 
 METHODS = ("float", "quantized", "farneback", "dis")
 #: EPE of the original LMFlowNet (lm_flownet_3_q_quarter, conv1 = 64 channels) on Flying Chairs val.
@@ -113,11 +126,98 @@ def evaluate(pairs, qmodel, fmodel, batch=16, progress=None):
     return {m: sums[m] / max(count, 1) for m in METHODS}, count
 
 
+def predict(frames, qmodel, fmodel):
+    """Every method's flow on a batch of frames (N, H, W, 6): a list of ``{method: flow}`` and
+    the quantized model's predict_flow2 x flow_scale (N, h, w, 2), before upsampling."""
+    q = qmodel.run(frames, keep_tensors=True)
+    qlow = np.asarray(q.tensors["predict_flow2"], np.float32) * np.float32(qmodel.cfg.flow_scale)
+    fl = fmodel.run(frames)[0]
+    out = [{"quantized": q.flow[i], "float": fl[i], "farneback": farneback(f[..., :3], f[..., 3:]),
+            "dis": dis(f[..., :3], f[..., 3:])} for i, f in enumerate(frames)]
+    return out, qlow
+
+
+def evaluate_real(qmodel, fmodel, n_pairs, n_still, grid_rows=4, batch=16, progress=None):
+    """The ``real`` entry (:mod:`train.real`): held-out photo pairs, identical and static pairs,
+    the Middlebury stereo pair. Returns ``(entry, grid rows)``."""
+    from . import real
+    cfg = qmodel.cfg
+    acc = real.RealEvaluation(METHODS)
+    rows = []
+    shown = ("truth", "float", "quantized", "farneback", "dis")
+
+    def batches(pairs):
+        buf = []
+        for p in pairs:
+            buf.append(p)
+            if len(buf) == batch:
+                yield buf
+                buf = []
+        if buf:
+            yield buf
+
+    for buf in batches(real.photo_pairs(cfg.height, cfg.width, n_pairs, "moving")):
+        preds, qlow = predict(np.stack([p.frames for p in buf]), qmodel, fmodel)
+        for p, pr, ql in zip(buf, preds, qlow):
+            acc.add_moving(p.flow, pr, ql, p.frame1)
+            if len(rows) < grid_rows:
+                mag = np.linalg.norm(p.flow, axis=-1)
+                rows.append(real.grid_row(p.frames, p.flow, pr, METHODS,
+                                          f"held-out photo pair {acc.count - 1}: mean |flow| {mag.mean():.1f} px, "
+                                          f"{len(p.scene.layers) - 1} moving objects"))
+        if progress is not None:
+            progress.update(len(buf))
+    for kind in ("identical", "static"):
+        for buf in batches(real.photo_pairs(cfg.height, cfg.width, n_still, kind)):
+            preds, _ = predict(np.stack([p.frames for p in buf]), qmodel, fmodel)
+            for k, (p, pr) in enumerate(zip(buf, preds)):
+                if kind == "identical" and acc.floor_count[kind] == 0:
+                    rows.append(real.grid_row(p.frames, p.flow, pr, METHODS,
+                                              "identical frames (the noise floor)", max_flow=2.0))
+                acc.add_still(kind, pr)
+            if progress is not None:
+                progress.update(len(buf))
+    frames, gt, valid = real.stereo_pair(cfg.height, cfg.width)
+    preds, _ = predict(frames[None], qmodel, fmodel)
+    acc.set_stereo(gt, valid, preds[0])
+    rows.append(real.grid_row(frames, gt, preds[0], METHODS,
+                              "Middlebury 2014 Motorcycle, real stereo pair (black: no disparity)", valid=valid))
+    if progress is not None:
+        progress.update(1)
+    columns = ["frame 1", "frame 2"] + list(shown)
+    return acc.result(), rows, columns
+
+
+def format_real_table(r):
+    """Markdown tables of the ``real`` entry: mean EPE, noise floors, stereo, per-bin EPE."""
+    names = {"float": "float", "quantized": "quantized", "farneback": "Farneback", "dis": "DIS"}
+    lines = ["| real images (held-out photos) | " + " | ".join(names[m] for m in METHODS) + " |",
+             "|---|" + "---|" * len(METHODS)]
+    lines.append(f"| EPE, {r['pairs']} moving pairs | " + " | ".join(f"{r[m]:.3f}" for m in METHODS) + " |")
+    lines.append(f"| noise floor: mean abs flow, {r['floor_pairs']['identical']} identical pairs | "
+                 + " | ".join(f"{r['noise_floor'][m]:.3f}" for m in METHODS) + " |")
+    lines.append(f"| static floor: mean abs flow, {r['floor_pairs']['static']} static pairs | "
+                 + " | ".join(f"{r['static_floor'][m]:.3f}" for m in METHODS) + " |")
+    if "stereo" in r:
+        lines.append("| EPE, Middlebury Motorcycle stereo pair | "
+                     + " | ".join(f"{r['stereo'][m]:.3f}" for m in METHODS) + " |")
+    for label, b in r["bins"].items():
+        vals = " | ".join("-" if b[m] is None else f"{b[m]:.3f}" for m in METHODS)
+        lines.append(f"| EPE where the true flow is {label} px ({100 * b['pixels']:.0f}% of pixels) | {vals} |")
+    u = r["upsampling"]
+    lines.append("")
+    lines.append(f"Quantized model, last layer upsampled by: nearest {u['nearest']:.3f}, bilinear "
+                 f"{u['bilinear']:.3f}, joint bilateral (frame-guided) {u['guided']:.3f} px EPE.")
+    return "\n".join(lines)
+
+
 def format_table(results, counts=None):
     """Markdown table of ``{dataset: {method: epe}}`` plus the original work's figures."""
     lines = ["| data set | pairs | float | quantized | quantized / float | Farneback | DIS |",
              "|---|---|---|---|---|---|---|"]
     for ds, r in results.items():
+        if not all(m in r for m in METHODS):
+            continue
         n = (counts or {}).get(ds, "")
         lines.append(f"| {ds} | {n} | {r['float']:.3f} | {r['quantized']:.3f} | "
                      f"{r['quantized'] / r['float']:.2f}x | {r['farneback']:.3f} | {r['dis']:.3f} |")
@@ -131,6 +231,11 @@ def main(argv=None):
     ap.add_argument("--weights", default=None, help="quantized weights (default: the shipped ones)")
     ap.add_argument("--float-weights", default=None, help="float weights (default: the shipped ones)")
     ap.add_argument("--pairs", type=int, default=500, help="held-out synthetic pairs")
+    ap.add_argument("--real-pairs", type=int, default=200, help="held-out real-photo pairs (0: no real entry)")
+    ap.add_argument("--still-pairs", type=int, default=40,
+                    help="identical-frame pairs (noise floor) and as many static pairs")
+    ap.add_argument("--grid", default=None,
+                    help="picture grid PNG of the real pairs (default: eval/real_grid.png beside --out)")
     ap.add_argument("--chairs", default=None, help="Flying Chairs directory (validation split)")
     ap.add_argument("--chairs-split-file", default=None)
     ap.add_argument("--out", default=os.path.join("build", "eval.json"))
@@ -170,6 +275,19 @@ def main(argv=None):
     if b is not None:
         b.close()
 
+    grid_path = None
+    if args.real_pairs > 0:
+        t = time.time()
+        b = bar(args.real_pairs + 2 * args.still_pairs + 1, "real")
+        results["real"], rows, columns = evaluate_real(qmodel, fmodel, args.real_pairs, args.still_pairs, progress=b)
+        counts["real"] = args.real_pairs
+        timing["real"] = round(time.time() - t, 1)
+        if b is not None:
+            b.close()
+        from .real import write_grid
+        grid_path = args.grid or os.path.join(os.path.dirname(os.path.abspath(args.out)), "eval", "real_grid.png")
+        write_grid(grid_path, rows, columns)
+
     if args.chairs:
         from models.chairs import FlyingChairs, resize_frame
         ds = FlyingChairs(args.chairs, "val", args.chairs_split_file)
@@ -188,14 +306,21 @@ def main(argv=None):
             b.close()
 
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump({ds: {m: round(v, 4) for m, v in r.items()} for ds, r in results.items()}, f, indent=2)
+    out = {ds: (r if ds == "real" else {m: round(v, 4) for m, v in r.items()}) for ds, r in results.items()}
+    tmp = args.out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(out, f, indent=2)
         f.write("\n")
+    os.replace(tmp, args.out)
     details = {"pairs": counts, "seconds": timing, "weights": {"quantized": q_path, "float": f_path},
                "training": qmeta, "opencv": cv2.__version__}
     with open(os.path.splitext(args.out)[0] + "_details.json", "w", encoding="utf-8") as f:
         json.dump(details, f, indent=2)
     print(format_table(results, counts))
+    if "real" in results:
+        print()
+        print(format_real_table(results["real"]))
+        print(f"wrote {grid_path}")
     print(f"wrote {args.out}")
     return results
 

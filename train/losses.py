@@ -25,21 +25,33 @@ def epe(pred, target):
     return torch.linalg.vector_norm(pred - target, dim=1).mean()
 
 
-def multiscale_epe(outputs, target, flow_scale, depth):
+def multiscale_epe(outputs, target, flow_scale, depth, static_weight=0.0):
     """Weighted sum over levels of the EPE between ``predict_flow{l}`` and the ground truth
     (N, 2, H, W, in pixels) downsampled to that level and divided by ``flow_scale``.
+
+    Parameters
+    ----------
+    static_weight : float
+        Extra weight of static pixels (ground truth exactly zero): a pixel's EPE counts
+        ``1 + static_weight * s`` times, ``s`` the fraction of static full-resolution pixels
+        under it (average-pooled like the flow); 0 is FlowNet's plain loss.
 
     Returns
     -------
     loss : tensor
     per_level : dict of floats
+        The plain (unweighted) EPE of every level.
     """
     total = 0.0
     per_level = {}
     scaled = target / flow_scale
+    static = (target == 0).all(dim=1, keepdim=True).to(target.dtype) if static_weight else None
     for name, w in level_weights(depth).items():
         pred = outputs[name]
-        e = epe(pred, downsample_flow(scaled, pred.shape[-2:]))
-        per_level[name] = float(e.detach())
-        total = total + w * e
+        size = pred.shape[-2:]
+        err = torch.linalg.vector_norm(pred - downsample_flow(scaled, size), dim=1)
+        per_level[name] = float(err.detach().mean())
+        if static is not None:
+            err = err * (1.0 + static_weight * downsample_flow(static, size)[:, 0])
+        total = total + w * err.mean()
     return total, per_level

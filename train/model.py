@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from models.network import (INPUT, OP_IDENTITY, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, build_layers)
 from models.quant import ACT_LEVELS, ACT_MAX, ACT_STEP
 
-__all__ = ["LMFlowNet", "space_to_depth", "upsample_nearest", "quantize_activation_ste",
+__all__ = ["LMFlowNet", "space_to_depth", "upsample_nearest", "upsample_flow", "quantize_activation_ste",
            "binarize_weight_ste", "MODES"]
 
 MODES = ("float", "quant")
@@ -38,6 +38,12 @@ def space_to_depth(x, block=2):
 def upsample_nearest(x, factor=2):
     """Nearest-neighbour upsampling by pixel duplication (NCHW)."""
     return x.repeat_interleave(factor, dim=2).repeat_interleave(factor, dim=3)
+
+
+def upsample_flow(flow, factor=4):
+    """Bilinear upsampling of the final flow (NCHW), pixel centres aligned: the same as
+    :func:`models.golden.upsample_flow_bilinear`."""
+    return F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=False)
 
 
 def _quantize_activation(x):
@@ -131,7 +137,7 @@ class LMFlowNet(nn.Module):
                 raise ValueError(f"unknown input operation {layer.input_op!r}")
             tensors[layer.name] = self.layer_forward(layer, x)
         out = {name: tensors[name] for name in self.flow_names}
-        out["flow"] = upsample_nearest(tensors["predict_flow2"] * self.cfg.flow_scale, 4)
+        out["flow"] = upsample_flow(tensors["predict_flow2"] * self.cfg.flow_scale, 4)
         if keep_tensors:
             out["tensors"] = tensors
         return out

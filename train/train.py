@@ -33,16 +33,17 @@ import numpy as np
 import torch
 
 from models.network import default_config_path, load_network_config
+from models.photoscenes import PHOTO_VAL_STREAM, PhotoSceneConfig, make_photo_batch
 from models.synthetic import VAL_STREAM, SyntheticConfig, make_batch
 
-from .data import PairPool, augment, to_tensors
+from .data import PairPool, augment, render_batch, to_tensors
 from models.weights import load_weights
 
 from .export import import_weights, save_model
 from .losses import epe, multiscale_epe
 from .model import LMFlowNet
 
-__all__ = ["main", "parse_args", "weights_paths", "evaluate_val"]
+__all__ = ["main", "parse_args", "weights_paths", "evaluate_val", "evaluate_vals", "load_val"]
 
 PHASES = ("float", "quant", "done")
 
@@ -65,11 +66,19 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None,
                     help="start the float phase from these weights (.npz) instead of from scratch")
+    ap.add_argument("--quant-init", default=None,
+                    help="start the QAT phase from these weights (.npz) instead of from the float phase's")
+    ap.add_argument("--photo-fraction", type=float, default=0.5,
+                    help="share of training pairs made of real photographs (models.photoscenes); "
+                         "the rest synthetic (0: synthetic only, the recipe of the shipped weights)")
+    ap.add_argument("--static-weight", type=float, default=1.0,
+                    help="extra loss weight of pixels whose true flow is zero (0: FlowNet's plain loss)")
     ap.add_argument("--crop", type=int, nargs=2, default=[48, 64], metavar=("H", "W"),
                     help="training crop of the full-resolution synthetic scenes")
     ap.add_argument("--pool-size", type=int, default=1024, help="rendered pairs kept in the pool")
     ap.add_argument("--fresh", type=int, default=2, help="new pairs rendered per step")
-    ap.add_argument("--val-pairs", type=int, default=64, help="validation pairs (own seed stream)")
+    ap.add_argument("--val-pairs", type=int, default=64,
+                    help="validation pairs of each kind, synthetic and photo (own seed streams)")
     ap.add_argument("--bn-batches", type=int, default=32, help="batches for the final BN statistics")
     ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -79,7 +88,12 @@ def parse_args(argv=None):
     ap.add_argument("--recalibrate-only", action="store_true",
                     help="only re-estimate the batch norms of the weights in --out-dir (as at the end "
                          "of each phase), re-measure the validation EPE and rewrite them")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if not 0.0 <= args.photo_fraction <= 1.0:
+        ap.error(f"--photo-fraction must be in [0, 1], not {args.photo_fraction!r}")
+    if args.static_weight < 0:
+        ap.error(f"--static-weight must be >= 0, not {args.static_weight!r}")
+    return args
 
 
 def weights_paths(cfg_path, out_dir):
@@ -109,6 +123,24 @@ def evaluate_val(model, frames, flows, device, batch=16):
     return total / len(frames)
 
 
+def load_val(args, cfg):
+    """The validation sets watched during training: ``{"synthetic": (frames, flows), "photo": ...}``
+    (photo pairs from the training photos, their own seed stream: never the held-out photos)."""
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width)
+    photo = PhotoSceneConfig(height=cfg.height, width=cfg.width, split="train")
+    return {"synthetic": make_batch(range(args.val_pairs), VAL_STREAM, syn),
+            "photo": make_photo_batch(range(args.val_pairs), PHOTO_VAL_STREAM, photo)}
+
+
+def evaluate_vals(model, val, device):
+    """:func:`evaluate_val` of every validation set: ``{name: EPE}``."""
+    return {name: evaluate_val(model, *v, device) for name, v in val.items()}
+
+
+def _fmt(vals):
+    return " ".join(f"val-epe-{k} {v:.3f}" for k, v in vals.items())
+
+
 #: Training-stream indices of the pairs that re-estimate the batch norms.
 BN_INDEX_BASE = 10 ** 9
 
@@ -116,7 +148,7 @@ BN_INDEX_BASE = 10 ** 9
 @torch.no_grad()
 def recalibrate_bn(model, syn, rng, args, device):
     """Re-estimate every batch norm's running statistics (cumulative average) on augmented
-    training crops, the distribution the network was trained on. (Statistics of
+    training crops (the same synthetic/photo mix), the distribution the network was trained on. (Statistics of
     full-resolution frames do not suit a network trained on crops: zero padding weighs more
     in a crop; they raised the validation EPE of the float model from 2.52 to 3.15.)"""
     model.train()
@@ -127,8 +159,9 @@ def recalibrate_bn(model, syn, rng, args, device):
         bn.momentum = None
     n = 2 * args.batch_size
     for b in range(args.bn_batches):
-        frames, flows = augment(*make_batch(range(BN_INDEX_BASE + b * n, BN_INDEX_BASE + (b + 1) * n),
-                                            cfg=syn, crop=tuple(args.crop)), rng)
+        frames, flows = augment(*render_batch(range(BN_INDEX_BASE + b * n, BN_INDEX_BASE + (b + 1) * n),
+                                              cfg=syn, crop=tuple(args.crop),
+                                              photo_fraction=args.photo_fraction), rng)
         x, _ = to_tensors(frames, flows, device)
         model(x)
     for name, bn in model.bns.items():
@@ -185,7 +218,7 @@ def run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, peak, args.warmup, elapsed() / budget if budget else None)
         out = model(x)
-        loss, _ = multiscale_epe(out, y, cfg.flow_scale, cfg.depth)
+        loss, _ = multiscale_epe(out, y, cfg.flow_scale, cfg.depth, args.static_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -204,7 +237,7 @@ def run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
             msg = (f"{phase} step {step} ({elapsed() / 60:.1f} min) loss {ema_loss:.4f} "
                    f"train-epe {ema_epe:.3f} lr {opt.param_groups[0]['lr']:.2e} {rate:.1f} samples/s")
             if step % 1000 == 0 or last:
-                msg += f" val-epe {evaluate_val(model, *val, device):.3f}"
+                msg += " " + _fmt(evaluate_vals(model, val, device))
             _log(msg, log_file)
         if time.time() - last_ckpt > 60 * args.checkpoint_minutes and step < steps:
             state.update(step=step, model=model.state_dict(), optimizer=opt.state_dict(),
@@ -226,16 +259,21 @@ def recalibrate_files(args, syn, val, device, log_file):
             continue
         weights, cfg, meta = load_weights(path)
         model = import_weights(LMFlowNet(cfg, phase).to(device), weights)
-        before = evaluate_val(model, *val, device)
+        before = evaluate_vals(model, val, device)
         recalibrate_bn(model, syn, np.random.default_rng([args.seed, 99, PHASES.index(phase)]), args, device)
-        after = evaluate_val(model, *val, device)
-        meta.setdefault("metrics", {})["val_epe_synthetic"] = round(after, 4)
+        after = evaluate_vals(model, val, device)
+        metrics = meta.setdefault("metrics", {})
+        metrics["val_epe_synthetic"] = round(after["synthetic"], 4)
+        metrics["val_epe_photo"] = round(after["photo"], 4)
         meta["bn_recalibrated"] = {"command": "python -m train.train --recalibrate-only",
-                                   "val_epe_before": round(before, 4), "crop": list(args.crop),
-                                   "batches": args.bn_batches}
+                                   "val_epe_before": round(before["synthetic"], 4),
+                                   "val_epe_photo_before": round(before["photo"], 4),
+                                   "crop": list(args.crop), "batches": args.bn_batches,
+                                   "photo_fraction": args.photo_fraction}
         save_model(path, model, meta=meta)
-        _log(f"{path}: batch norms re-estimated on training crops, val EPE {before:.3f} -> {after:.3f}",
-             log_file)
+        _log(f"{path}: batch norms re-estimated on training crops, val EPE synthetic "
+             f"{before['synthetic']:.3f} -> {after['synthetic']:.3f}, photo {before['photo']:.3f} -> "
+             f"{after['photo']:.3f}", log_file)
 
 
 def main(argv=None):
@@ -251,7 +289,7 @@ def main(argv=None):
     q_path, f_path = weights_paths(args.config, args.out_dir)
     command = "python -m train.train " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
-    val = make_batch(range(args.val_pairs), VAL_STREAM, syn)
+    val = load_val(args, cfg)
     if args.recalibrate_only:
         recalibrate_files(args, syn, val, device, log_file)
         return
@@ -270,33 +308,39 @@ def main(argv=None):
             import_weights(model, init_weights)
             state["init"] = {"path": args.init, "meta": init_meta}
         _log(f"new run: {command} (device {device})", log_file)
-    pool = PairPool(args.pool_size, args.fresh, syn, crop=tuple(args.crop))
+    pool = PairPool(args.pool_size, args.fresh, syn, crop=tuple(args.crop), photo_fraction=args.photo_fraction)
 
     while state["phase"] != "done":
         phase = state["phase"]
         run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
         rng = np.random.default_rng([args.seed, 99, PHASES.index(phase)])
         recalibrate_bn(model, syn, rng, args, device)
-        val_epe = evaluate_val(model, *val, device)
+        vals = evaluate_vals(model, val, device)
         steps = state["step"]
         result = {"steps": steps, "samples": steps * args.batch_size,
-                  "wall_time_s": round(state["elapsed"], 1), "val_epe": round(val_epe, 4),
-                  "val_pairs": args.val_pairs}
+                  "wall_time_s": round(state["elapsed"], 1), "val_epe": round(vals["synthetic"], 4),
+                  "val_epe_photo": round(vals["photo"], 4), "val_pairs": args.val_pairs}
         state["results"][phase] = result
         meta = {"model": phase if phase == "float" else "quantized", "command": command,
                 "seed": args.seed, "iterations": steps, "batch_size": args.batch_size,
                 "samples": steps * args.batch_size, "wall_time_s": round(state["elapsed"], 1),
                 "device": str(device), "torch": torch.__version__,
-                "metrics": {"val_epe_synthetic": round(val_epe, 4), "val_pairs": args.val_pairs},
+                "metrics": {"val_epe_synthetic": round(vals["synthetic"], 4),
+                            "val_epe_photo": round(vals["photo"], 4), "val_pairs": args.val_pairs},
                 "training": {k: v for k, v in vars(args).items() if k not in ("restart", "no_progress")}}
         if state.get("init"):
             meta["float_init"] = state["init"]
         if phase == "quant":
-            meta["init"] = "float phase"
+            meta["init"] = state.get("quant_init") or "float phase"
             meta["float_phase"] = state["results"]["float"]
         save_model(q_path if phase == "quant" else f_path, model, meta=meta)
-        _log(f"{phase} phase done: {steps} steps, {state['elapsed']:.0f} s, val EPE {val_epe:.3f}; "
+        _log(f"{phase} phase done: {steps} steps, {state['elapsed']:.0f} s, {_fmt(vals)}; "
              f"wrote {q_path if phase == 'quant' else f_path}", log_file)
+        if phase == "float" and args.quant_init:
+            qi_weights, _, qi_meta = load_weights(args.quant_init, cfg)
+            import_weights(model, qi_weights)
+            state["quant_init"] = {"path": args.quant_init, "meta": qi_meta}
+            _log(f"quant phase starts from {args.quant_init}", log_file)
         state.update(phase=PHASES[PHASES.index(phase) + 1], step=0, optimizer=None, elapsed=0.0,
                      model=model.state_dict())
         _save_checkpoint(ckpt_path, state)
