@@ -64,8 +64,10 @@ def _build_userland():
     os.makedirs(BUILD, exist_ok=True)
     with open(os.path.join(BUILD, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if os.path.exists(MARKER) and open(MARKER).read() == _recipe():
-            return 0.0
+        if os.path.exists(MARKER):
+            with open(MARKER) as f:
+                if f.read() == _recipe():
+                    return 0.0
         if shutil.which("mmdebstrap") is None:
             pytest.skip(f"mmdebstrap not found, cannot build the armhf userland: {INSTALL_HINT}")
         tmp = ROOTFS + ".tmp"
