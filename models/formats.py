@@ -20,7 +20,7 @@ Weights (``pack_weights``)
 Threshold records (``THRESHOLD_RECORD``)
     One record per output channel, fields from bit 0 up: ``t0``, ``t1``, ``t2`` (two's
     complement, ``threshold_bits`` each), ``direction`` (2 bits: 0 increasing, 1 decreasing,
-    2 constant), ``constant`` (2 bits), zero padding to ``record_bits`` (the smallest multiple of
+    2 or 3 constant), ``constant`` (2 bits), zero padding to ``record_bits`` (the smallest multiple of
     32 that holds them).
 
 Accumulators (``pack_accumulators``)
@@ -46,7 +46,7 @@ import numpy as np
 
 from .errors import FormatError
 from .quant import ACT_BITS, ACT_LEVELS, INPUT_CODES, thermometer_codes
-from .thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable, threshold_bits
+from .thresholds import DIR_CONSTANT, DIR_CONSTANT_ALT, DIR_DECREASING, DIR_INCREASING, ThresholdTable, threshold_bits
 
 __all__ = [
     "check_word_bits", "channel_groups", "pack_activations", "unpack_activations",
@@ -335,7 +335,7 @@ def threshold_record(acc_bound):
         Field("t2", tb, True, "threshold T2"),
         Field("direction", 2, False,
               f"{DIR_INCREASING} increasing (count acc >= T), {DIR_DECREASING} decreasing "
-              f"(count acc <= T), {DIR_CONSTANT} constant"),
+              f"(count acc <= T), {DIR_CONSTANT} or {DIR_CONSTANT_ALT} constant"),
         Field("constant", 2, False, "output code of a constant channel"),
     ])
 
@@ -349,15 +349,17 @@ def pack_thresholds(table, layout=None):
 
 
 def unpack_thresholds(packed, acc_bound, layout=None):
-    """Inverse of :func:`pack_thresholds`."""
+    """Inverse of :func:`pack_thresholds`.
+
+    Every record is accepted, as the threshold unit accepts it: direction 3 is kept as 3 (so the
+    table packs back to the same bytes) and means constant; padding bits are ignored.
+    """
     layout = threshold_record(acc_bound) if layout is None else layout
     packed = np.asarray(packed, dtype=np.uint8)
     if packed.ndim != 2 or packed.shape[1] != layout.nbytes:
         raise FormatError(f"packed thresholds must be (C, {layout.nbytes}), not {packed.shape!r}")
     f = layout.unpack_array(packed)
-    bad = np.flatnonzero(~np.isin(f["direction"], (DIR_INCREASING, DIR_DECREASING, DIR_CONSTANT)))
-    if bad.size:
-        raise FormatError(f"threshold record {bad[0]}: direction {f['direction'][bad[0]]} is not 0, 1 or 2")
+    # Every 2-bit direction is valid: 3 is constant, like 2 (the threshold unit's behaviour).
     th = np.stack([f["t0"], f["t1"], f["t2"]], axis=1).astype(np.int64)
     return ThresholdTable(th, f["direction"].astype(np.uint8), f["constant"].astype(np.uint8), int(acc_bound))
 

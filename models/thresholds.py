@@ -23,7 +23,15 @@ number it stores and ``ceil``/``floor`` of ``P + Q*sqrt(R)`` is decided in integ
 so a threshold never moves by one because of float rounding. Thresholds outside the reachable
 accumulator range are clamped to one step beyond it (increasing: ``[-A, A+1]``; decreasing:
 ``[-A-1, A]``, with ``A`` the layer's accumulator bound), which keeps their width
-``threshold_bits(A)`` small without changing any output.
+``threshold_bits(A)`` small without changing any output. The clamping is part of the search:
+each threshold is the smallest integer of ``[-A, A+1]`` passing an exact comparison, found from a
+float estimate and bisection, so a channel whose ``X_k`` is astronomically far out (a gamma of
+1e-25, an alpha of 5e-324) costs no more than an ordinary one.
+
+Direction codes are 2 bits in the threshold record: 0 increasing, 1 decreasing, 2 constant,
+and 3 constant as well (what the threshold unit does with it: any direction that is not 0 or 1
+outputs the record's ``constant``). Folding writes only 0, 1 and 2; tables read from memory may
+hold 3 (:func:`apply_thresholds` treats it as constant).
 """
 
 from dataclasses import dataclass
@@ -35,7 +43,7 @@ import numpy as np
 from .quant import ACT_LEVELS, ACT_STEP
 
 __all__ = [
-    "DIR_INCREASING", "DIR_DECREASING", "DIR_CONSTANT", "DEFAULT_BN_EPS",
+    "DIR_INCREASING", "DIR_DECREASING", "DIR_CONSTANT", "DIR_CONSTANT_ALT", "DEFAULT_BN_EPS",
     "ThresholdTable", "fold_thresholds", "apply_thresholds", "threshold_bits",
     "signed_bits", "batch_norm",
 ]
@@ -44,6 +52,9 @@ __all__ = [
 DIR_INCREASING = 0
 DIR_DECREASING = 1
 DIR_CONSTANT = 2
+#: The fourth 2-bit code, also constant: the threshold unit outputs the record's ``constant`` for
+#: every direction that is neither increasing nor decreasing. Folding never writes it.
+DIR_CONSTANT_ALT = 3
 
 #: Batch-norm epsilon of the original graph.
 DEFAULT_BN_EPS = 0.001
@@ -77,7 +88,8 @@ class ThresholdTable:
         ``T_0, T_1, T_2``; ascending for increasing channels, descending for decreasing ones,
         don't-care (0) for constant ones.
     direction : numpy.ndarray of uint8, shape ``(C,)``
-        ``DIR_INCREASING``, ``DIR_DECREASING`` or ``DIR_CONSTANT``.
+        ``DIR_INCREASING``, ``DIR_DECREASING`` or ``DIR_CONSTANT`` (``DIR_CONSTANT_ALT``, 3, in a
+        table read from memory: constant as well).
     constant : numpy.ndarray of uint8, shape ``(C,)``
         The code of a constant channel (0 for the others).
     acc_bound : int
@@ -124,23 +136,68 @@ def _ge_qsqrt(d, q, r):
     return d >= 0 or d * d <= q * q * r
 
 
-def _ceil_p_qsqrt(p, q, r):
-    """Smallest integer n with n >= p + q*sqrt(r) (exact)."""
-    n = math.floor(float(p) + float(q) * math.sqrt(float(r))) - 2
-    while _ge_qsqrt(n - p, q, r):
-        n -= 4
-    while not _ge_qsqrt(n - p, q, r):
-        n += 1
-    return n
+def _estimate(p, q, r):
+    """``floor(p + q*sqrt(r))`` in float arithmetic, or None where that over- or underflows."""
+    try:
+        v = float(p) + float(q) * math.sqrt(float(r))
+    except (OverflowError, ValueError):
+        return None
+    return math.floor(v) if math.isfinite(v) else None
 
 
-def _floor_p_qsqrt(p, q, r):
-    """Largest integer n with n <= p + q*sqrt(r) (exact)."""
-    return -_ceil_p_qsqrt(-p, -q, r)
+def _ceil_clamped(p, q, r, lo, hi):
+    """``min(max(ceil(p + q*sqrt(r)), lo), hi)``, exactly, for integers ``lo < hi``.
+
+    The predicate ``n >= p + q*sqrt(r)`` is monotonic in ``n``, so the answer is the smallest
+    ``n`` in ``[lo, hi]`` that passes it (``hi`` if none below does). A float estimate narrows the
+    search (galloping outwards from it, then bisecting), so a threshold costs a few exact
+    comparisons when the estimate is good and about ``2 * log2(hi - lo)`` when it is useless:
+    a huge ``|q|`` (tiny gamma or alpha) or an estimate that overflows only clamps.
+    """
+    def passes(n):
+        return _ge_qsqrt(n - p, q, r)
+
+    if passes(lo):
+        return lo
+    if not passes(hi - 1):
+        return hi
+    a, b = lo, hi - 1                     # invariant: not passes(a), passes(b)
+    guess = _estimate(p, q, r)
+    if guess is not None and a < guess + 1 < b:
+        n = guess + 1                     # the ceiling when the estimate is right
+        step = 1
+        if passes(n):
+            b = n
+            while b - step > a:
+                if passes(b - step):
+                    b -= step
+                    step *= 2
+                else:
+                    a = b - step
+                    break
+        else:
+            a = n
+            while a + step < b:
+                if passes(a + step):
+                    b = a + step
+                    break
+                a += step
+                step *= 2
+    while b - a > 1:
+        m = (a + b) // 2
+        if passes(m):
+            b = m
+        else:
+            a = m
+    return b
 
 
-def _channel(alpha, gamma, beta, mean, var, eps, bias):
-    """Direction, thresholds and constant of one channel, from exact rationals."""
+def _channel(alpha, gamma, beta, mean, var, eps, bias, acc_bound):
+    """Direction, clamped thresholds and constant of one channel, from exact rationals.
+
+    Increasing thresholds are ``clamp(ceil(X_k), -A, A + 1)``, decreasing ones
+    ``clamp(floor(X_k), -A - 1, A) = -clamp(ceil(-X_k), -A, A + 1)``.
+    """
     r = var + eps
     if gamma == 0 or alpha == 0:
         # y does not depend on acc: y = gamma*(bias - mean)/sqrt(r) + beta.
@@ -154,7 +211,10 @@ def _channel(alpha, gamma, beta, mean, var, eps, bias):
     ts = []
     for t in _T:
         q = (t - beta) / (gamma * a)
-        ts.append(_ceil_p_qsqrt(p, q, r) if increasing else _floor_p_qsqrt(p, q, r))
+        if increasing:
+            ts.append(_ceil_clamped(p, q, r, -acc_bound, acc_bound + 1))
+        else:
+            ts.append(-_ceil_clamped(-p, -q, r, -acc_bound, acc_bound + 1))
     return (DIR_INCREASING if increasing else DIR_DECREASING), ts, 0
 
 
@@ -215,13 +275,9 @@ def fold_thresholds(*, alpha, gamma, beta, mean, var, acc_bound, eps=DEFAULT_BN_
         q = {name: Fraction(float(arrays[name][i])) for name in arrays}
         if q["var"] + eps_q <= 0:
             raise ValueError(f"var + eps must be positive, channel {i} has var={arrays['var'][i]!r}, eps={eps!r}")
-        d, ts, k = _channel(q["alpha"], q["gamma"], q["beta"], q["mean"], q["var"], eps_q, q["bias"])
+        d, ts, k = _channel(q["alpha"], q["gamma"], q["beta"], q["mean"], q["var"], eps_q, q["bias"], acc_bound)
         direction[i] = d
         constant[i] = k
-        if d == DIR_INCREASING:
-            ts = [min(max(t, -acc_bound), acc_bound + 1) for t in ts]
-        elif d == DIR_DECREASING:
-            ts = [min(max(t, -acc_bound - 1), acc_bound) for t in ts]
         thresholds[i] = ts
     return ThresholdTable(thresholds, direction, constant, acc_bound)
 
@@ -239,6 +295,8 @@ def apply_thresholds(acc, table):
     Returns
     -------
     numpy.ndarray of uint8, shape ``(..., C)``
+        Increasing channels count ``acc >= T_k``, decreasing ones ``acc <= T_k``; every other
+        direction (2 or 3) gives the channel's ``constant``, as the threshold unit does.
     """
     acc = np.asarray(acc, dtype=np.int64)
     if acc.shape[-1] != table.channels:

@@ -19,7 +19,7 @@ from models.engine import (DESCRIPTOR, FRAME_SIMD_LANES, OP_CODES, OUTPUT_CODES,
 from models.formats import (FRAME_CODE_CHANNELS, FRAME_COLORS, channel_groups, frame_pair_codes,
                             pack_activations, pack_frame_pair, pack_thresholds_tiled, pack_weights_tiled, tiles)
 from models.ops import space_to_depth, upsample_nearest
-from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
+from models.thresholds import DIR_CONSTANT, DIR_CONSTANT_ALT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
 __all__ = ["LayerCase", "random_layer", "build_case", "describe_mismatch", "OP_NAMES"]
 
@@ -74,8 +74,8 @@ def _random_table(rng, acc, acc_bound):
             direction[c], th[c] = DIR_INCREASING, picks
         elif kind < 0.9:
             direction[c], th[c] = DIR_DECREASING, picks[::-1]
-        else:
-            direction[c], const[c] = DIR_CONSTANT, rng.integers(0, 4)
+        else:                       # constant: direction 2 or 3 (the unit treats both alike)
+            direction[c], const[c] = DIR_CONSTANT if kind < 0.95 else DIR_CONSTANT_ALT, rng.integers(0, 4)
     return ThresholdTable(th, direction, const, acc_bound)
 
 

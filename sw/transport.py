@@ -15,19 +15,106 @@ The public methods check every access (register offset in the window and word al
 range inside the arena, value width) before calling the backend's ``_read_reg``, ``_write_reg``,
 ``_mem_read`` and ``_mem_write``; a backend only implements those four, :attr:`arena` and,
 where it has something to release, ``_close``.
+
+Cached device memory
+    A backend whose arena is mapped through the CPU's caches (:attr:`Transport.memory_cached`;
+    the FPGA's memory ports do not snoop them) implements ``_sync_for_device`` and
+    ``_sync_for_cpu``. The base class calls them, so the protocol is the same for every such
+    backend: every :meth:`Transport.mem_write` is followed by ``_sync_for_device`` over the
+    bytes written (clean the cache lines to memory before the device reads them), every
+    :meth:`Transport.mem_read` is preceded by ``_sync_for_cpu`` over the bytes read (drop stale
+    lines after the device wrote them).
+
+Traffic counters
+    :attr:`Transport.stats` counts, from the transport's opening, what crossed between host and
+    device (:class:`TransportStats`): register reads, writes and STATUS polls, device-memory
+    writes and reads in calls and bytes (and how many of those bytes went through a cached
+    mapping), cache syncs in calls and bytes. :meth:`Transport.measure` gives the record of one
+    stretch of work, e.g. one frame::
+
+        with transport.measure() as frame:
+            runtime.run(frames)
+        frame.bytes_read, frame.reg_writes, frame.syncs_for_cpu, ...
 """
 
 import abc
+import contextlib
+from dataclasses import asdict, dataclass, fields
 import operator
 import time
 
 import numpy as np
 
-from models.regmap import REGMAP_BYTES
+from models.regmap import REG, REGMAP_BYTES
 
 from .errors import TransportError
 
-__all__ = ["Transport"]
+__all__ = ["Transport", "TransportStats"]
+
+_STATUS = REG["STATUS"].offset
+
+
+@dataclass
+class TransportStats:
+    """What one transport moved between host and device (counts since it opened, or of one
+    :meth:`Transport.measure` block).
+
+    Members
+    -------
+    reg_reads, reg_writes : int
+        32-bit register accesses (each one bus transaction on the board's lightweight bridge).
+    polls : int
+        Of ``reg_reads``, the reads of ``STATUS`` (the driver's busy check before a start and its
+        polling until done).
+    mem_writes, mem_reads : int
+        Device-memory write and read calls.
+    bytes_written, bytes_read : int
+        Their bytes.
+    cached_bytes_written, cached_bytes_read : int
+        Of those, the bytes that went through a cached mapping (the rest were uncached, or a
+        model's memory); see :attr:`uncached_bytes_written`, :attr:`uncached_bytes_read`.
+    syncs_for_device, syncs_for_cpu : int
+        Cache maintenance calls: clean before the device reads, invalidate before the CPU reads.
+    sync_bytes_for_device, sync_bytes_for_cpu : int
+        The bytes they covered.
+    """
+
+    reg_reads: int = 0
+    reg_writes: int = 0
+    polls: int = 0
+    mem_writes: int = 0
+    mem_reads: int = 0
+    bytes_written: int = 0
+    bytes_read: int = 0
+    cached_bytes_written: int = 0
+    cached_bytes_read: int = 0
+    syncs_for_device: int = 0
+    syncs_for_cpu: int = 0
+    sync_bytes_for_device: int = 0
+    sync_bytes_for_cpu: int = 0
+
+    @property
+    def uncached_bytes_written(self):
+        return self.bytes_written - self.cached_bytes_written
+
+    @property
+    def uncached_bytes_read(self):
+        return self.bytes_read - self.cached_bytes_read
+
+    def copy(self):
+        return TransportStats(**asdict(self))
+
+    def __sub__(self, other):
+        return TransportStats(**{f.name: getattr(self, f.name) - getattr(other, f.name) for f in fields(self)})
+
+    def __add__(self, other):
+        return TransportStats(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+
+    def as_dict(self):
+        """Every counter, and the uncached byte counts, as a plain dict."""
+        d = asdict(self)
+        d.update(uncached_bytes_written=self.uncached_bytes_written, uncached_bytes_read=self.uncached_bytes_read)
+        return d
 
 
 def _as_int(value, what):
@@ -59,6 +146,11 @@ class Transport(abc.ABC):
     arena : tuple of int
         ``(base, size)``: the device memory the host may use, in device byte addresses.
     closed : bool
+    memory_cached : bool
+        Whether the arena is mapped through the CPU's caches (then the base class syncs around
+        every access; see the module docstring).
+    stats : TransportStats
+        Traffic since the transport opened (updated in place).
 
     Raises
     ------
@@ -70,9 +162,13 @@ class Transport(abc.ABC):
     """
 
     name = "abstract"
+    #: Whether the arena is mapped through the CPU's caches; a backend that says so implements
+    #: ``_sync_for_device`` and ``_sync_for_cpu``.
+    memory_cached = False
 
     def __init__(self):
         self._closed = False
+        self.stats = TransportStats()
 
     # -- what a backend provides -----------------------------------------------------------
 
@@ -99,6 +195,14 @@ class Transport(abc.ABC):
 
     def _close(self):
         """Release the backend's resources (mappings, files, simulator)."""
+
+    def _sync_for_device(self, addr, nbytes):
+        """Make ``nbytes`` the CPU wrote at ``addr`` visible to the device (cached arenas only)."""
+        raise NotImplementedError(f"{type(self).__name__} maps its arena cached but cannot sync it")
+
+    def _sync_for_cpu(self, addr, nbytes):
+        """Make ``nbytes`` the device wrote at ``addr`` visible to the CPU (cached arenas only)."""
+        raise NotImplementedError(f"{type(self).__name__} maps its arena cached but cannot sync it")
 
     # -- the checked interface the driver uses -----------------------------------------------
 
@@ -136,7 +240,12 @@ class Transport(abc.ABC):
     def read_reg(self, offset):
         """The 32-bit register at byte ``offset`` (see :mod:`models.regmap`)."""
         self._check_open()
-        return int(self._read_reg(self._check_reg(offset))) & 0xFFFFFFFF
+        offset = self._check_reg(offset)
+        value = int(self._read_reg(offset)) & 0xFFFFFFFF
+        self.stats.reg_reads += 1
+        if offset == _STATUS:
+            self.stats.polls += 1
+        return value
 
     def write_reg(self, offset, value):
         """Write a 32-bit ``value`` to the register at byte ``offset``."""
@@ -146,19 +255,51 @@ class Transport(abc.ABC):
         if not 0 <= value <= 0xFFFFFFFF:
             raise TransportError(f"{self.name}: register value {value:#x} does not fit 32 bits")
         self._write_reg(offset, value)
+        self.stats.reg_writes += 1
 
     def mem_read(self, addr, nbytes):
-        """``nbytes`` bytes of device memory at device address ``addr``."""
+        """``nbytes`` bytes of device memory at device address ``addr`` (synced for the CPU first
+        where the arena is cached)."""
         self._check_open()
         addr, nbytes = self.check_range(addr, nbytes)
-        return bytes(self._mem_read(addr, nbytes))
+        st = self.stats
+        if self.memory_cached and nbytes:
+            self._sync_for_cpu(addr, nbytes)
+            st.syncs_for_cpu += 1
+            st.sync_bytes_for_cpu += nbytes
+            st.cached_bytes_read += nbytes
+        data = bytes(self._mem_read(addr, nbytes))
+        st.mem_reads += 1
+        st.bytes_read += nbytes
+        return data
 
     def mem_write(self, addr, data):
-        """Write ``data`` (bytes or a uint8 array) to device memory at device address ``addr``."""
+        """Write ``data`` (bytes or a uint8 array) to device memory at device address ``addr``
+        (synced for the device afterwards where the arena is cached)."""
         self._check_open()
         data = _as_bytes(data)
-        addr, _ = self.check_range(addr, len(data))
+        addr, nbytes = self.check_range(addr, len(data))
         self._mem_write(addr, data)
+        st = self.stats
+        st.mem_writes += 1
+        st.bytes_written += nbytes
+        if self.memory_cached and nbytes:
+            self._sync_for_device(addr, nbytes)
+            st.syncs_for_device += 1
+            st.sync_bytes_for_device += nbytes
+            st.cached_bytes_written += nbytes
+
+    @contextlib.contextmanager
+    def measure(self):
+        """``with transport.measure() as rec:`` -- ``rec`` (a :class:`TransportStats`) holds,
+        after the block, the traffic of the block alone."""
+        rec = TransportStats()
+        start = self.stats.copy()
+        try:
+            yield rec
+        finally:
+            for f in fields(rec):
+                setattr(rec, f.name, getattr(self.stats, f.name) - getattr(start, f.name))
 
     def now(self):
         """The transport's clock, in seconds (only differences are meaningful)."""

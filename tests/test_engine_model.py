@@ -9,11 +9,14 @@ from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR
                            ERR_NONE, ERR_OVERFLOW, ERR_SHAPE, OUTPUT_RAW, SRC_FRAMES, Descriptor, EngineParams,
                            act_buffer_words_needed, execute_descriptor, execute_program, raw_channels,
                            validate_descriptor)
-from models.formats import frame_pair_codes, pack_frame_pair, unpack_accumulators
-from models.ops import space_to_depth
+from models.formats import frame_pair_codes, pack_frame_pair, unpack_accumulators, unpack_activations
+from models.ops import space_to_depth, upsample_nearest
+from models.thresholds import ThresholdTable, apply_thresholds
 from models.errors import ConfigError
 from models.formats import pack_weights_tiled, unpack_weights_tiled
 from models.regmap import REG, REGISTERS, REGMAP_BYTES
+from sim.accel_cases import build_case, random_layer
+from sw.config import default_engine_params
 from sw.program import HostLayer, Segment, compile_program
 
 PARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=4096,
@@ -180,3 +183,33 @@ def test_compile_rejects_a_design_too_small():
                           weight_buffer_words=256)
     with pytest.raises(ConfigError, match="conv3: accumulator bound 13824 exceeds the design's 6912"):
         compile_program(model, narrow)
+
+
+def test_direction_3_records_on_the_functional_engine():
+    """A layer whose threshold records use direction 3 runs, and those channels output their
+    constant, as the threshold unit does (hw/threshold.py: any direction but 0 and 1)."""
+    p = default_engine_params()
+    rng = np.random.default_rng(5)
+    layer = None
+    while layer is None or layer.raw:
+        layer = random_layer(rng, p, max_hw=4)
+    t = layer.table
+    direction = t.direction.copy()
+    direction[::2] = 3
+    constant = (np.arange(t.channels) % 4).astype(np.uint8)
+    layer.table = ThresholdTable(t.thresholds, direction, np.where(direction == 3, constant, t.constant), t.acc_bound)
+    base, size = 0x1000, 1 << 20
+    image, desc_addr, descs, expected, (err, index) = build_case(rng, p, [layer], base, size)
+    assert (err, index) == (ERR_NONE, 1)
+    d = descs[0]
+    x = layer.codes
+    if d.input_op == 1:
+        x = space_to_depth(x, 2)
+    elif d.input_op == 2:
+        x = upsample_nearest(x, 2)
+    want = apply_thresholds(conv_w1a2_direct(x, layer.signs), layer.table)
+    assert (want[..., ::2] == constant[::2]).all()
+    addr, nbytes = d.regions()["dst"]
+    got = unpack_activations(expected[addr - base:addr - base + nbytes].reshape(-1, d.out_height, d.out_width, 2,
+                                                                          p.simd_lanes // 8), t.channels)
+    assert np.array_equal(got, want)

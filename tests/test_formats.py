@@ -7,7 +7,7 @@ from models.formats import (Field, RecordLayout, channel_groups, ints_to_words, 
                             pack_activations, pack_thresholds, pack_weights, threshold_record,
                             unpack_accumulators, unpack_activations, unpack_thresholds, unpack_weights,
                             words_to_ints)
-from models.thresholds import fold_thresholds
+from models.thresholds import apply_thresholds, fold_thresholds
 
 WIDTHS = [8, 16, 32, 64, 128, 256]
 
@@ -114,8 +114,25 @@ def test_unpack_errors():
         unpack_activations(np.zeros((1, 1, 1, 3, 4), np.uint8), 4)
     with pytest.raises(FormatError, match="do not fit"):
         unpack_activations(np.zeros((1, 1, 1, 2, 4), np.uint8), 33)
-    with pytest.raises(FormatError, match="direction"):
-        unpack_thresholds(np.full((1, 4), 0xFF, np.uint8), 50)
+    with pytest.raises(FormatError, match=r"packed thresholds must be \(C, 4\)"):
+        unpack_thresholds(np.full((1, 5), 0xFF, np.uint8), 50)
+
+
+def test_direction_3_is_constant():
+    """Every 2-bit direction is a record the threshold unit accepts; 3 is constant, like 2."""
+    layout = threshold_record(50)
+    records = [layout.pack(t0=-7, t1=0, t2=9, direction=d, constant=k) for d, k in ((3, 1), (3, 3), (2, 2), (0, 0))]
+    packed = np.stack([np.frombuffer(layout.to_bytes(r), np.uint8) for r in records])
+    table = unpack_thresholds(packed, 50)
+    assert table.direction.tolist() == [3, 3, 2, 0] and table.constant.tolist() == [1, 3, 2, 0]
+    assert np.array_equal(pack_thresholds(table, layout), packed)           # read back unchanged
+    acc = np.arange(-51, 52)[:, None].repeat(4, axis=1)
+    codes = apply_thresholds(acc, table)
+    assert (codes[:, 0] == 1).all() and (codes[:, 1] == 3).all() and (codes[:, 2] == 2).all()
+    assert codes[:, 3].tolist() == [0] * 44 + [1] * 7 + [2] * 9 + [3] * 43
+    # all ones: t = -1 each, direction 3, constant 3 (padding bits are ignored, as in the hardware)
+    table = unpack_thresholds(np.full((1, 4), 0xFF, np.uint8), 50)
+    assert table.direction.tolist() == [3] and apply_thresholds([[0]], table).tolist() == [[3]]
 
 
 def test_vectorized_records_equal_the_bit_level_ones():

@@ -1,9 +1,12 @@
+from fractions import Fraction
+
 import numpy as np
 import pytest
 
 from models.quant import activation_code_thresholds, quantize_activations
 from models.thresholds import (DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, apply_thresholds, batch_norm,
                                fold_thresholds, signed_bits, threshold_bits)
+from models.thresholds import _ge_qsqrt as _exact_ge    # the exact comparison, before any test counts it
 
 
 def fold1(**kw):
@@ -136,3 +139,110 @@ def test_fold_errors(kw, match):
     args.update(kw)
     with pytest.raises(ValueError, match=match):
         fold_thresholds(**args)
+
+
+# -- the search for each threshold is bounded ------------------------------------------------
+
+#: Most exact comparisons one threshold may take (a bisection over [-A-1, A+1] needs about
+#: 2 * log2(A) + 4; the float estimate usually settles it in 4).
+PROBES_PER_THRESHOLD = 64
+
+
+@pytest.fixture
+def probes(monkeypatch):
+    """Counts the exact comparisons of threshold folding and fails past ``probes["limit"]``,
+    so a search that walks one integer at a time fails at once instead of running for hours."""
+    import models.thresholds as th
+
+    state = {"count": 0, "limit": PROBES_PER_THRESHOLD * 3}
+    exact = th._ge_qsqrt
+
+    def counted(d, q, r):
+        state["count"] += 1
+        if state["count"] > state["limit"]:
+            raise AssertionError(f"threshold folding took more than {state['limit']} exact comparisons")
+        return exact(d, q, r)
+
+    monkeypatch.setattr(th, "_ge_qsqrt", counted)
+    return state
+
+
+@pytest.mark.parametrize("gamma, expected", [
+    (1e-21, [101, 101, 101]),        # y = 1e-21 * acc / 30: never reaches 1/3 in [-100, 100]
+    (-1e-21, [-101, -101, -101]),    # decreasing, never reached either
+    (1e-25, [101, 101, 101]),
+])
+def test_tiny_gamma_is_clamped_without_walking(probes, gamma, expected):
+    t = fold1(alpha=0.05, gamma=gamma)
+    assert t.thresholds.tolist() == [expected]
+    assert t.direction.tolist() == [DIR_INCREASING if gamma > 0 else DIR_DECREASING]
+
+
+def test_tiny_gamma_with_reachable_thresholds(probes):
+    # beta puts y just below the first step: y = 1/3 - 1e-22 + 1e-21 * acc/30 >= 1/3 <=> acc >= 3.
+    beta = 1 / 3 - 1e-22
+    t = fold1(alpha=0.05, gamma=1e-21, beta=beta)
+    ref = _reference(alpha=0.05, gamma=1e-21, beta=beta, mean=0.0, var=1.0, eps=0.0, bias=0.0, acc_bound=100)
+    assert t.thresholds.tolist() == [ref]
+
+
+@pytest.mark.parametrize("alpha", [5e-324, -5e-324, 1e-310, 1e300])
+def test_extreme_alpha(probes, alpha):
+    t = fold1(alpha=alpha, beta=0.2)
+    ref = _reference(alpha=alpha, gamma=1.0, beta=0.2, mean=0.0, var=1.0, eps=0.0, bias=0.0, acc_bound=100)
+    assert t.thresholds.tolist() == [ref]
+
+
+def _reference(*, alpha, gamma, beta, mean, var, eps, bias, acc_bound):
+    """Thresholds by brute force: every accumulator in [-A, A] through the exact comparison."""
+    f = {k: Fraction(float(v)) for k, v in dict(alpha=alpha, gamma=gamma, beta=beta, mean=mean, var=var,
+                                                 eps=eps, bias=bias).items()}
+    r = f["var"] + f["eps"]
+    increasing = (f["alpha"] > 0) == (f["gamma"] > 0)
+    out = []
+    for k in range(3):
+        t = Fraction(2 * k + 1, 3)
+        passes = [a for a in range(-acc_bound, acc_bound + 1)
+                  if _exact_ge(f["gamma"] * (a * f["alpha"] * Fraction(2, 3) + f["bias"] - f["mean"]),
+                               t - f["beta"], r)]
+        if increasing:
+            out.append(min(passes) if passes else acc_bound + 1)
+        else:
+            out.append(max(passes) if passes else -acc_bound - 1)
+    return out
+
+
+def test_matches_brute_force_over_wide_magnitudes(probes):
+    """Random channels over 60 decades of gamma and alpha against the brute-force reference."""
+    rng = np.random.default_rng(11)
+    bound = 40
+    for _ in range(40):
+        kw = dict(alpha=float(rng.choice([-1, 1]) * 10.0 ** rng.uniform(-30, 3)),
+                  gamma=float(rng.choice([-1, 1]) * 10.0 ** rng.uniform(-30, 3)),
+                  beta=float(rng.normal(0.5, 1.0)), mean=float(rng.normal(0, 1)),
+                  var=float(10.0 ** rng.uniform(-6, 6)), eps=0.001, bias=float(rng.normal(0, 1)))
+        probes["count"] = 0
+        t = fold_thresholds(**{k: [v] for k, v in kw.items() if k != "eps"}, eps=kw["eps"], acc_bound=bound)
+        assert t.thresholds[0].tolist() == _reference(**kw, acc_bound=bound), kw
+
+
+def test_shipped_conv2_with_a_tiny_gamma(probes):
+    """gamma = 1e-25 in one channel of the shipped conv2: the model builds, and that channel
+    outputs the code its float pipeline gives on every reachable accumulator."""
+    from models.golden import QuantizedModel
+    from models.pretrained import load_default_weights
+
+    weights, cfg, _ = load_default_weights()
+    weights["conv2"]["gamma"] = weights["conv2"]["gamma"].copy()
+    weights["conv2"]["gamma"][5] = np.float32(1e-25)
+    channels = sum(len(w["gamma"]) for w in weights.values() if "gamma" in w)
+    probes["limit"] = PROBES_PER_THRESHOLD * 3 * channels
+    model = QuantizedModel(cfg, weights)
+    table = model.plans["conv2"].thresholds
+    bound = table.acc_bound
+    assert table.direction[5] == DIR_INCREASING
+    plan = model.plans["conv2"]
+    ref = _reference(alpha=plan.alpha[5], gamma=plan.bn["gamma"][5],
+                     beta=plan.bn["beta"][5], mean=plan.bn["mean"][5], var=plan.bn["var"][5], eps=plan.eps,
+                     bias=0.0 if plan.bias is None else plan.bias[5], acc_bound=bound)
+    assert table.thresholds[5].tolist() == ref

@@ -6,13 +6,20 @@ Registers
     mapped from ``/dev/mem``. Registers are accessed as single aligned 32-bit words.
 
 Device memory
-    The arena is a physically contiguous DDR region that Linux does not use, mapped uncached
-    (``O_SYNC``: the FPGA-to-SDRAM ports do not snoop the ARM's caches):
+    The arena is a physically contiguous DDR region that Linux does not use:
 
     * a ``u-dma-buf`` buffer when one exists (``/sys/class/u-dma-buf/udmabuf0/phys_addr`` and
-      ``/dev/udmabuf0``), the clean way: the kernel reserves it;
+      ``/dev/udmabuf0``), the clean way: the kernel reserves it. Where the buffer's sysfs
+      directory has the cache-maintenance interface (``sync_offset``, ``sync_size``,
+      ``sync_direction``, ``sync_for_cpu``, ``sync_for_device``), it is mapped **cached** and
+      synced explicitly: after each host write the written bytes are cleaned to memory
+      (``sync_for_device``, ``DMA_TO_DEVICE``), before each host read the bytes to read are
+      invalidated (``sync_for_cpu``, ``DMA_FROM_DEVICE``), because the FPGA-to-SDRAM ports do
+      not snoop the ARM's caches. Without that interface (or with ``cached=False``) it is mapped
+      uncached (``O_SYNC``);
     * otherwise ``/dev/mem`` at a reserved region, by default 64 MiB at physical
-      ``0x20000000`` (boot Linux with ``mem=512M`` so it stays free, as Blueoil's runtime did).
+      ``0x20000000`` (boot Linux with ``mem=512M`` so it stays free, as Blueoil's runtime did),
+      always uncached (``O_SYNC``): ``/dev/mem`` has no cache maintenance from user space.
 
     Device addresses are physical addresses: the accelerator's masters see the SDRAM at the
     same addresses as the ARM.
@@ -30,11 +37,12 @@ import re
 from models.board import ARENA_BASE, ARENA_SIZE, LW_BRIDGE_BASE, LW_BRIDGE_SPAN
 from models.regmap import REGMAP_BYTES
 
-from ..errors import DeviceUnavailableError
+from ..errors import DeviceUnavailableError, TransportError
 from ..transport import Transport
 
-__all__ = ["DE10NanoTransport", "create_transport", "LW_BRIDGE_BASE", "LW_BRIDGE_SIZE", "DEFAULT_DDR_BASE",
-           "DEFAULT_DDR_SIZE", "BOARD_PATTERN"]
+__all__ = ["DE10NanoTransport", "UDmaBufSync", "create_transport", "LW_BRIDGE_BASE", "LW_BRIDGE_SIZE",
+           "DEFAULT_DDR_BASE", "DEFAULT_DDR_SIZE", "BOARD_PATTERN", "DMA_TO_DEVICE", "DMA_FROM_DEVICE",
+           "SYNC_ATTRIBUTES"]
 
 #: Lightweight HPS-to-FPGA bridge: physical base and span (Cyclone V HPS memory map).
 LW_BRIDGE_SIZE = LW_BRIDGE_SPAN
@@ -47,6 +55,13 @@ BOARD_PATTERN = re.compile(r"de10[-_ ]?nano", re.IGNORECASE)
 _WHERE = "de10nano backend"
 
 
+#: u-dma-buf's ``sync_direction`` values (the kernel's ``enum dma_data_direction``).
+DMA_TO_DEVICE = 1
+DMA_FROM_DEVICE = 2
+#: The sysfs files of u-dma-buf's manual cache management.
+SYNC_ATTRIBUTES = ("sync_offset", "sync_size", "sync_direction", "sync_for_cpu", "sync_for_device")
+
+
 def _check_int(what, value, minimum=0):
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{what} must be an integer >= {minimum}, not {value!r}")
@@ -54,15 +69,16 @@ def _check_int(what, value, minimum=0):
 
 
 class _Mapping:
-    """A page-aligned mmap of ``size`` bytes at physical ``phys`` of an opened device file."""
+    """A page-aligned mmap of ``size`` bytes at physical ``phys`` of an opened device file,
+    uncached (``O_SYNC``) unless ``cached``."""
 
-    def __init__(self, path, phys, size, file_offset, open_fn, what):
+    def __init__(self, path, phys, size, file_offset, open_fn, what, cached=False):
         page = mmap.ALLOCATIONGRANULARITY
         start = file_offset - file_offset % page
         self.delta = file_offset - start
         length = -(-(self.delta + size) // page) * page
         try:
-            fd = open_fn(path, os.O_RDWR | os.O_SYNC)
+            fd = open_fn(path, os.O_RDWR if cached else os.O_RDWR | os.O_SYNC)
         except FileNotFoundError:
             raise DeviceUnavailableError(f"{_WHERE}: {path} not found: not running on the board") from None
         except PermissionError:
@@ -84,6 +100,51 @@ class _Mapping:
         self.map.close()
 
 
+class UDmaBufSync:
+    """u-dma-buf's manual cache management of one buffer, through its sysfs files.
+
+    One sync writes, in this order, ``sync_offset`` (bytes from the buffer's start),
+    ``sync_size``, ``sync_direction`` and then ``1`` to ``sync_for_device`` or ``sync_for_cpu``;
+    the last write makes the driver clean (for the device) or invalidate (for the CPU) the
+    cache lines of that range. Each value is written as decimal ASCII through a fresh
+    ``open(O_WRONLY | O_TRUNC)``, ``write``, ``close``.
+
+    Parameters
+    ----------
+    sysfs : str
+        The buffer's directory, e.g. ``/sys/class/u-dma-buf/udmabuf0``.
+    open_fn : callable
+        ``os.open``-compatible opener.
+    """
+
+    def __init__(self, sysfs, open_fn=os.open):
+        self.sysfs = sysfs
+        self._open = open_fn
+
+    @staticmethod
+    def missing(sysfs):
+        """The sync files absent from ``sysfs`` (empty where the interface is complete)."""
+        return [a for a in SYNC_ATTRIBUTES if not os.path.exists(os.path.join(sysfs, a))]
+
+    def _write(self, name, value):
+        path = os.path.join(self.sysfs, name)
+        try:
+            fd = self._open(path, os.O_WRONLY | os.O_TRUNC)
+            try:
+                os.write(fd, b"%d" % value)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise TransportError(f"de10nano: cannot write {value} to {path}: {e.strerror or e}") from None
+
+    def sync(self, offset, size, direction, *, for_device):
+        """Clean (``for_device``) or invalidate ``size`` bytes at ``offset`` of the buffer."""
+        self._write("sync_offset", offset)
+        self._write("sync_size", size)
+        self._write("sync_direction", direction)
+        self._write("sync_for_device" if for_device else "sync_for_cpu", 1)
+
+
 class DE10NanoTransport(Transport):
     """The accelerator on a DE10-Nano, from Linux on its ARM.
 
@@ -97,6 +158,10 @@ class DE10NanoTransport(Transport):
         64 MiB at 0x20000000. ``ddr_size`` with a udmabuf buffer uses only its first bytes.
     udmabuf : str or None, keyword-only
         Name of the u-dma-buf device to look for (default ``"udmabuf0"``); ``None`` never uses one.
+    cached : bool or None, keyword-only
+        Map the u-dma-buf buffer through the caches and sync around every access (``True``;
+        needs the buffer's sync files), uncached with ``O_SYNC`` (``False``), or cached wherever
+        the sync files are there (``None``, the default). ``/dev/mem`` is always uncached.
     bridge_base : int, keyword-only
         Physical base of the lightweight bridge.
     mem_device, model_file, udmabuf_class, dev_dir : str, keyword-only
@@ -112,6 +177,10 @@ class DE10NanoTransport(Transport):
         ``(physical base, size)`` of the mapped DDR region.
     memory_source : str
         The device file the arena is mapped from.
+    memory_cached : bool
+        Whether the arena is mapped cached (u-dma-buf with explicit syncs).
+    udmabuf_sync : UDmaBufSync or None
+        The sync interface used for a cached arena.
 
     Raises
     ------
@@ -124,11 +193,15 @@ class DE10NanoTransport(Transport):
 
     name = "de10nano"
 
-    def __init__(self, *, component_offset=0, ddr_base=None, ddr_size=None, udmabuf="udmabuf0",
+    def __init__(self, *, component_offset=0, ddr_base=None, ddr_size=None, udmabuf="udmabuf0", cached=None,
                  bridge_base=LW_BRIDGE_BASE, mem_device="/dev/mem", model_file="/proc/device-tree/model",
                  udmabuf_class="/sys/class/u-dma-buf", dev_dir="/dev", check_board=True, open_fn=os.open):
         super().__init__()
         self._regs = self._regs_view = self._mem = None
+        self.memory_cached = False
+        self.udmabuf_sync = None
+        if cached not in (None, True, False):
+            raise ValueError(f"cached must be True, False or None, not {cached!r}")
         _check_int("component_offset", component_offset)
         if component_offset % 4 or component_offset + REGMAP_BYTES > LW_BRIDGE_SIZE:
             raise ValueError(f"component_offset must be a multiple of 4 with the {REGMAP_BYTES}-byte register "
@@ -145,13 +218,24 @@ class DE10NanoTransport(Transport):
         if ddr_base is None and udmabuf is not None:
             source = self._find_udmabuf(udmabuf, udmabuf_class, dev_dir)
         if source is not None:
-            path, phys, size = source
+            path, phys, size, sysfs = source
             if ddr_size is not None:
                 if ddr_size > size:
                     raise ValueError(f"ddr_size 0x{ddr_size:x} is larger than {path} (0x{size:x} bytes)")
                 size = ddr_size
             file_offset = 0
+            missing = UDmaBufSync.missing(sysfs)
+            if cached and missing:
+                raise DeviceUnavailableError(f"{_WHERE}: a cached arena needs u-dma-buf's sync interface, "
+                                             f"{sysfs} has no {', '.join(missing)}")
+            if cached is None:
+                cached = not missing
         else:
+            if cached:
+                raise DeviceUnavailableError(f"{_WHERE}: a cached arena needs a u-dma-buf buffer "
+                                             f"({os.path.join(udmabuf_class, str(udmabuf))} and "
+                                             f"{os.path.join(dev_dir, str(udmabuf))}); /dev/mem is mapped uncached")
+            cached = False
             path = mem_device
             phys = DEFAULT_DDR_BASE if ddr_base is None else ddr_base
             size = DEFAULT_DDR_SIZE if ddr_size is None else ddr_size
@@ -164,13 +248,16 @@ class DE10NanoTransport(Transport):
         reg_phys = bridge_base + component_offset
         regs = _Mapping(mem_device, reg_phys, REGMAP_BYTES, reg_phys, open_fn, "accelerator registers")
         try:
-            mem = _Mapping(path, phys, size, file_offset, open_fn, "DDR region")
+            mem = _Mapping(path, phys, size, file_offset, open_fn, "DDR region", cached=cached)
         except BaseException:
             regs.close()
             raise
         self._regs = regs
         self._regs_view = memoryview(regs.map)[regs.delta:regs.delta + REGMAP_BYTES].cast("I")
         self._mem = mem
+        if cached:
+            self.memory_cached = True
+            self.udmabuf_sync = UDmaBufSync(sysfs, open_fn)
 
     @staticmethod
     def _check_board(model_file):
@@ -202,7 +289,7 @@ class DE10NanoTransport(Transport):
                                          f"{getattr(e, 'strerror', None) or e}") from None
         if size <= 0:
             raise DeviceUnavailableError(f"{_WHERE}: {sysfs}/size reports an empty buffer")
-        return device, phys, size
+        return device, phys, size, sysfs
 
     @property
     def arena(self):
@@ -221,6 +308,12 @@ class DE10NanoTransport(Transport):
     def _mem_write(self, addr, data):
         off = self._mem.delta + addr - self._mem.phys
         self._mem.map[off:off + len(data)] = data
+
+    def _sync_for_device(self, addr, nbytes):
+        self.udmabuf_sync.sync(addr - self._mem.phys, nbytes, DMA_TO_DEVICE, for_device=True)
+
+    def _sync_for_cpu(self, addr, nbytes):
+        self.udmabuf_sync.sync(addr - self._mem.phys, nbytes, DMA_FROM_DEVICE, for_device=False)
 
     def _close(self):
         if self._regs_view is not None:
