@@ -60,7 +60,7 @@ def runtime(model):
 
 
 def test_default_engine_params():
-    assert PARAMS == EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=4096,
+    assert PARAMS == EngineParams(pe_count=64, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
                                   weight_buffer_words=256)
 
 
@@ -213,7 +213,7 @@ def test_configuration_mismatch(model):
     other = EngineParams(pe_count=32, simd_lanes=32, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
                          weight_buffer_words=512)
     with pytest.raises(AcceleratorError, match=r"configuration P=32, S=32, acc_bits=16 does not match the "
-                                               r"expected P=32, S=64, acc_bits=16"):
+                                               r"expected P=64, S=64, acc_bits=16"):
         FlowRuntime(model, GoldenTransport(other), PARAMS)
 
 
