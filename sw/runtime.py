@@ -10,8 +10,8 @@ Per frame (:meth:`FlowRuntime.run`), following the program's schedule:
 * with quantized ends the frame pair goes down as it is (:meth:`Program.pack_tensor` of the
   network input: the frame-pair image, a copy), the schedule is one descriptor list (every
   layer), and only predict_flow2's raw accumulators come back;
-* a host layer (float ends) runs with :meth:`models.golden.QuantizedModel.run_layer`, the golden model's own
-  numpy arithmetic (dequantization of raw accumulators, float conv, batch norm, 2-bit
+* a host layer (float ends) runs with :meth:`models.golden.QuantizedModel.run_layer`, the
+  golden model's own numpy arithmetic (dequantization of raw accumulators, float conv, batch norm, 2-bit
   quantization), so the host path is bit-identical to ``models/``; a code tensor that the
   accelerator reads is packed (:meth:`Program.pack_tensor`) and written to device memory;
 * an accelerator segment is one descriptor list: start, poll, counters
@@ -209,15 +209,16 @@ class FlowRuntime:
         model, prog, drv = self.model, self.program, self.driver
         t = HostTimings(frames=1)
         clock = time.perf_counter
-        t0 = clock()
-        if prog.frames_input:
+        if prog.frames_input:           # quantized ends: the frame-pair image is the input tensor
+            tensors = {INPUT: network_input(model.cfg, frame)} if keep_tensors else {}
+            t0 = clock()
             addr, data = prog.pack_tensor(INPUT, frame[0])
             t1 = clock()
             drv.mem_write(addr, data)
             t.pack_s += t1 - t0
             t.transfer_s += clock() - t1
-            tensors = {INPUT: network_input(model.cfg, frame)} if keep_tensors else {}
         else:
+            t0 = clock()
             tensors = {INPUT: network_input(model.cfg, frame)}
             t.float_s += clock() - t0
         for item in prog.schedule:
