@@ -351,6 +351,54 @@ def test_float_export_matches_float_model(torch, tmp_path, name):
     assert np.abs(flow).max() > 1.0
 
 
+def test_convert_float_ends_reproduces_the_float_inputs(torch, tmp_path):
+    """The fully quantized starting point made from float-ends weights: away from the zero-padded
+    borders its float model's conv1 equals the source's on 4-bit input, upsample_flow3 on the
+    flow codes of f equals the source's on f (|f| <= R), and predict_flow2 undoes cast_conv's new
+    batch norm."""
+    from models.conv import conv_float
+    from models.ops import upsample_nearest
+    from models.thresholds import batch_norm, flow_quantizer_input
+    from train.export import convert_float_ends, main
+    fcfg, qcfg = _cfg("lmflownet_tiny_float_ends.yaml"), _cfg("lmflownet_tiny.yaml")
+    from models.generate import random_weights
+    fw = random_weights(fcfg, seed=4)
+    frames, _ = _frames(fcfg, 2)
+    qw = convert_float_ends(fw, fcfg, qcfg, frames)
+    centre = ((frames >> 4) * 16 + 8).astype(np.uint8)
+    _, ft = FloatModel(fcfg, fw).run(centre, keep_tensors=True)
+    _, qt = FloatModel(qcfg, qw).run(frames, keep_tensors=True)
+    inner = (slice(None), slice(1, -1), slice(1, -1))
+    assert np.allclose(ft["conv1"][inner], qt["conv1"][inner], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(ft["conv1"], qt["conv1"], rtol=1e-5, atol=1e-5)      # the borders differ
+
+    def bn_out(p, x):
+        p = {k: v.astype(np.float64) for k, v in p.items()}
+        return batch_norm(conv_float(x, p["weight"], p.get("bias")), gamma=p["gamma"], beta=p["beta"],
+                          mean=p["mean"], var=p["var"], eps=fcfg.bn_eps)
+
+    f = np.random.default_rng(5).uniform(-0.74, 0.74, (1, 4, 6, 2))
+    codes = np.clip(flow_quantizer_input(f, qcfg.flow_range, qcfg.flow_codes), 0, 2)
+    a = bn_out(fw["upsample_flow3"], upsample_nearest(f, 2))
+    b = bn_out(qw["upsample_flow3"], upsample_nearest(codes, 2))
+    assert np.allclose(a[inner], b[inner], rtol=1e-5, atol=1e-5)
+    z = np.random.default_rng(6).normal(size=(1, 8, 12, 26))
+    y = batch_norm(z, **{k: qw["cast_conv"][k].astype(np.float64) for k in ("gamma", "beta", "mean", "var")},
+                   eps=qcfg.bn_eps)
+    src, dst = fw["predict_flow2"], qw["predict_flow2"]
+    assert np.allclose(conv_float(z, src["weight"], src["bias"])[inner],
+                       conv_float(y, dst["weight"], dst["bias"])[inner], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="needs a float-ends source and a quantized-ends destination"):
+        convert_float_ends(qw, qcfg, qcfg, frames)
+    with pytest.raises(ValueError, match="two divisions of one network"):
+        convert_float_ends(fw, fcfg, load_network_config(), frames)
+    # the command line
+    save_weights(tmp_path / "f.npz", fw, fcfg)
+    assert main([str(tmp_path / "f.npz"), str(tmp_path / "q.npz"), "--config",
+                 os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"), "--pairs", "2"]) == 0
+    assert load_weights(tmp_path / "q.npz")[1] == qcfg
+
+
 def test_import_weights_round_trip(torch):
     from train.export import export_weights, import_weights
     from train.model import LMFlowNet
