@@ -5,12 +5,16 @@ norm on a few synthetic frames run through the quantized model built so far: ``m
 ``var`` are the measured statistics of the pre-BN output, ``gamma`` and ``beta`` spread the
 normalized value over the quantizer's range, so thresholds are non-trivial and every layer's
 codes use all four values. A fraction of channels gets a negative ``gamma`` (decreasing
-threshold direction).
+threshold direction), at least one in every accelerator layer. A flow-code layer (quantized
+ends) has its weights scaled and its bias shifted so that its flow has a standard deviation of
+half the quantizer's range ``R`` and a mean of about ``0.1 R``, so that its codes use all four
+values too. With float ends the weights are the same, draw for draw, as before the quantized
+ends existed.
 """
 
 import numpy as np
 
-from .golden import LayerPlan, QuantizedModel, apply_input_op
+from .golden import LayerPlan, QuantizedModel, apply_input_op, network_input
 from .network import INPUT, build_layers
 from .ops import concat_channels
 from .thresholds import apply_thresholds, fold_thresholds
@@ -80,18 +84,28 @@ def random_weights(cfg, seed=0, calib_frames=2, negative_gamma=0.15):
     frames, _ = random_frame_pairs(calib_frames, cfg.height, cfg.width, seed=seed + 1)
     probe = QuantizedModel.__new__(QuantizedModel)
     probe.cfg, probe.layers, probe.plans = cfg, build_layers(cfg), {}
-    tensors = {INPUT: frames.astype(np.float64) / 255.0}
+    tensors = {INPUT: network_input(cfg, frames)}
     weights = {}
     for layer in probe.layers:
         fan_in = layer.kernel * layer.kernel * layer.c_in
+        c_out = layer.param_out
         params = {"weight": rng.normal(0, np.sqrt(2.0 / fan_in),
-                                       size=(layer.kernel, layer.kernel, layer.c_in, layer.c_out))}
+                                       size=(layer.kernel, layer.kernel, layer.c_in, c_out))}
         if layer.bias:
-            params["bias"] = rng.normal(0, 0.1, size=layer.c_out)
+            params["bias"] = rng.normal(0, 0.1, size=c_out)
+        if layer.flow_codes:
+            # Spread the flow over the quantizer's range: mean about R/10, std R/2.
+            signs = np.where(params["weight"] >= 0, 1, -1).astype(np.int8)
+            alpha = np.abs(params["weight"]).mean(axis=(0, 1, 2))
+            x = apply_input_op(layer.input_op, concat_channels([tensors[i] for i in layer.inputs]))
+            z = (conv_w1a2_direct(x, signs) * (alpha * 2 / 3)).reshape(-1, c_out)
+            scale = 0.5 * layer.flow_range / np.maximum(z.std(axis=0), 1e-12)
+            params["weight"] = params["weight"] * scale
+            params["bias"] = params["bias"] * layer.flow_range - z.mean(axis=0) * scale
         if layer.bn:
             # Measure the pre-BN statistics with provisional BN parameters.
-            provisional = dict(params, gamma=np.ones(layer.c_out), beta=np.zeros(layer.c_out),
-                               mean=np.zeros(layer.c_out), var=np.ones(layer.c_out))
+            provisional = dict(params, gamma=np.ones(c_out), beta=np.zeros(c_out),
+                               mean=np.zeros(c_out), var=np.ones(c_out))
             plan = LayerPlan.prepare(layer, {k: np.asarray(v, np.float32) for k, v in provisional.items()},
                                      cfg.bn_eps) if not layer.accel else None
             if layer.accel:
@@ -100,15 +114,18 @@ def random_weights(cfg, seed=0, calib_frames=2, negative_gamma=0.15):
                 x = apply_input_op(layer.input_op, concat_channels([tensors[i] for i in layer.inputs]))
                 z = conv_w1a2_direct(x, signs) * (alpha * 2 / 3) + params.get("bias", 0.0)
             else:
+                # a host layer (float ends): its float inputs are the dequantized tensors
                 probe.plans[layer.name] = plan
                 x = concat_channels([probe.dequantize(i, tensors[i]) for i in layer.inputs])
                 z = plan.pre_activation(apply_input_op(layer.input_op, x))
             flat = z.reshape(-1, layer.c_out)
             params["mean"] = flat.mean(axis=0)
             params["var"] = flat.var(axis=0) + 1e-4
-            sign = np.where(rng.random(layer.c_out) < negative_gamma, -1.0, 1.0)
-            params["gamma"] = sign * rng.uniform(0.5, 0.9, size=layer.c_out)
-            params["beta"] = rng.uniform(0.8, 1.2, size=layer.c_out)
+            sign = np.where(rng.random(c_out) < negative_gamma, -1.0, 1.0)
+            if layer.accel and negative_gamma > 0 and not (sign < 0).any():
+                sign[-1] = -1.0         # every thresholded accelerator layer has a decreasing channel
+            params["gamma"] = sign * rng.uniform(0.5, 0.9, size=c_out)
+            params["beta"] = rng.uniform(0.8, 1.2, size=c_out)
         params = {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
         weights[layer.name] = params
         probe.plans[layer.name] = LayerPlan.prepare(layer, params, cfg.bn_eps)

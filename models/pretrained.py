@@ -1,10 +1,16 @@
 """The shipped, trained LMFlowNet weights (``models/weights/``).
 
-``lmflownet_d3_96x128.npz`` holds the quantization-aware-trained weights of the default network
-(latent float weights, binarized by the quantized model), ``lmflownet_d3_96x128_float.npz`` the
-float model trained for comparison. Their manifests' ``meta`` and ``models/weights/README.md``
+``lmflownet_d3_96x128.npz`` holds the quantization-aware-trained weights of the D = 3, 96x128
+network (latent float weights, binarized by the quantized model), ``lmflownet_d3_96x128_float.npz``
+the float model trained for comparison. Their manifests' ``meta`` and ``models/weights/README.md``
 give the training command, seed, iterations, wall time and metrics; ``docs/training.md`` how
 they were made (``make train``).
+
+A weights file carries its network configuration, and so its division of work: the files
+shipped now are version-1 files of the float-ends division
+(``models/configs/lmflownet_d3_96x128_float_ends.yaml``); whoever loads them without asking for
+a configuration gets that network. Weights trained for the fully quantized default
+configuration replace them under the same names (``make train`` writes them there).
 """
 
 import os
@@ -30,7 +36,8 @@ def _path(name):
 
 
 def default_weights_path():
-    """Path of the shipped quantized-model weights (default network, D = 3, 96x128).
+    """Path of the shipped quantized-model weights (D = 3, 96x128; the division their manifest
+    says).
 
     Raises
     ------
@@ -51,9 +58,8 @@ def _load(path, cfg):
         if not isinstance(cfg, NetworkConfig):
             raise TypeError(f"cfg must be a NetworkConfig, not {type(cfg).__name__}")
         if cfg != stored:
-            raise WeightsError(f"{path}: the shipped weights are for network {stored.name!r} "
-                               f"({stored.height}x{stored.width}, depth {stored.depth}), not for "
-                               f"{cfg.name!r} ({cfg.height}x{cfg.width}, depth {cfg.depth})")
+            raise WeightsError(f"{path}: the shipped weights are for network {stored.describe()}, "
+                               f"not for {cfg.describe()}")
     return weights, stored, meta
 
 

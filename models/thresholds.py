@@ -40,12 +40,13 @@ import math
 
 import numpy as np
 
-from .quant import ACT_LEVELS, ACT_STEP
+from .quant import ACT_LEVELS, ACT_MAX, ACT_STEP
 
 __all__ = [
     "DIR_INCREASING", "DIR_DECREASING", "DIR_CONSTANT", "DIR_CONSTANT_ALT", "DEFAULT_BN_EPS",
     "ThresholdTable", "fold_thresholds", "apply_thresholds", "threshold_bits",
-    "signed_bits", "batch_norm",
+    "signed_bits", "batch_norm", "flow_decision_points", "flow_level_values", "flow_quantizer_input",
+    "quantize_flow", "flow_levels", "fold_flow_thresholds",
 ]
 
 #: Direction codes, as stored in threshold tables and understood by the threshold unit.
@@ -315,3 +316,165 @@ def batch_norm(z, *, gamma, beta, mean, var, eps=DEFAULT_BN_EPS):
     z = np.asarray(z, dtype=np.float64)
     return (np.asarray(gamma, np.float64) * (z - np.asarray(mean, np.float64))
             / np.sqrt(np.asarray(var, np.float64) + eps) + np.asarray(beta, np.float64))
+
+
+# ------------------------------------------------------------------------------------------------
+# The flow quantizer of the fully quantized network (predict_flow{l}, l > 2)
+#
+# A flow component f (predict-flow units, flow / flow_scale) is quantized uniformly over [-R, R]
+# to L = 3K + 1 levels, level = #{j in 0..3K-1 : f >= theta_j}, theta_j = -R + (j + 0.5) * 2R/(3K),
+# and the level is spread over K 2-bit codes like the input thermometer:
+# code_i = clip(level - 3i, 0, 3) = #{k in 0..2 : f >= theta_{3i+k}}. Channel c*K + i of a
+# flow-code tensor is code i of component c (channel-major).
+
+
+def _check_flow_quantizer(flow_range, flow_codes):
+    if isinstance(flow_codes, bool) or not isinstance(flow_codes, (int, np.integer)) or flow_codes < 1:
+        raise ValueError(f"flow_codes must be a positive integer, not {flow_codes!r}")
+    if isinstance(flow_range, bool) or not isinstance(flow_range, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(float(flow_range)) or not flow_range > 0:
+        raise ValueError(f"flow_range must be a finite number > 0, not {flow_range!r}")
+    return Fraction(float(flow_range)), int(flow_codes)
+
+
+def flow_decision_points(flow_range, flow_codes):
+    """The flow quantizer's ``3K`` decision points, exactly.
+
+    Parameters
+    ----------
+    flow_range : float
+        ``R``; the quantizer covers ``[-R, R]``.
+    flow_codes : int
+        ``K``: codes per flow component (``3K + 1`` levels).
+
+    Returns
+    -------
+    list of fractions.Fraction
+        ``theta_j = -R + (2j + 1) * R / (3K)`` for ``j = 0 .. 3K-1``, ascending.
+    """
+    r, k = _check_flow_quantizer(flow_range, flow_codes)
+    n = ACT_LEVELS * k
+    return [-r + (2 * j + 1) * r / n for j in range(n)]
+
+
+def flow_level_values(flow_range, flow_codes):
+    """Value of each level ``l = 0 .. 3K``: ``-R + l * 2R / (3K)`` (float64)."""
+    r, k = _check_flow_quantizer(flow_range, flow_codes)
+    n = ACT_LEVELS * k
+    return np.array([float(-r + 2 * r * lvl / n) for lvl in range(n + 1)])
+
+
+def flow_quantizer_input(f, flow_range, flow_codes):
+    """The flow quantizer as an affine map followed by the 2-bit activation quantizer.
+
+    ``a[..., c*K + i] = (f[..., c] + R) * K / R - 2i``: the 2-bit activation quantizer
+    (:func:`models.quant.quantize_activations`, round half up) of ``a`` is exactly code ``i`` of
+    component ``c`` (``q(a) >= k + 1  <=>  a >= (2k + 1)/3  <=>  f >= theta_{3i+k}``), and
+    ``clip(a, 0, 2)`` is its unrounded ("soft") counterpart, which the float model uses.
+
+    Parameters
+    ----------
+    f : array_like of float, (..., C)
+    flow_range, flow_codes : see :func:`flow_decision_points`
+
+    Returns
+    -------
+    numpy.ndarray of float64, (..., C * K)
+    """
+    r, k = _check_flow_quantizer(flow_range, flow_codes)
+    f = np.asarray(f, dtype=np.float64)
+    a = (f[..., None] + float(r)) * (k / float(r)) - ACT_MAX * np.arange(k)
+    return a.reshape(*f.shape[:-1], f.shape[-1] * k)
+
+
+def quantize_flow(f, flow_range, flow_codes):
+    """Float flow ``(..., C)`` -> its flow codes ``(..., C * K)`` (uint8), comparing ``f`` with
+    the decision points in float64 (the integer path, :func:`fold_flow_thresholds`, is exact)."""
+    theta = np.array([float(t) for t in flow_decision_points(flow_range, flow_codes)])
+    f = np.asarray(f, dtype=np.float64)
+    if np.isnan(f).any():
+        raise ValueError("flows to quantize must not contain NaN")
+    level = (f[..., None] >= theta).sum(axis=-1)
+    k = int(flow_codes)
+    codes = np.clip(level[..., None] - ACT_LEVELS * np.arange(k), 0, ACT_LEVELS).astype(np.uint8)
+    return codes.reshape(*f.shape[:-1], f.shape[-1] * k)
+
+
+def flow_levels(codes, flow_codes):
+    """Flow codes ``(..., C * K)`` -> levels ``(..., C)`` (int64): the sum of each component's
+    codes."""
+    codes = np.asarray(codes)
+    k = int(flow_codes)
+    if codes.shape[-1] % k:
+        raise ValueError(f"flow codes must have a multiple of {k} channels, not {codes.shape[-1]}")
+    return codes.reshape(*codes.shape[:-1], codes.shape[-1] // k, k).sum(axis=-1, dtype=np.int64)
+
+
+def fold_flow_thresholds(*, alpha, bias, flow_range, flow_codes, acc_bound):
+    """Fold a binary layer's scale and bias and the flow quantizer into integer thresholds.
+
+    For flow component ``c`` with ``f = acc * a + bias_c``, ``a = alpha_c * 2/3``, code channel
+    ``c*K + i`` counts ``f >= theta_{3i+k}`` for ``k = 0, 1, 2``
+    (:func:`flow_decision_points`); each comparison is ``acc >= T_k`` with
+    ``T_k = ceil((theta_{3i+k} - bias_c) / a)`` for ``a > 0`` (increasing channel),
+    ``acc <= floor(...)`` for ``a < 0`` (decreasing), and a constant code for ``a == 0``. Every
+    value is the exact rational number of its float (no rounding), and thresholds outside
+    ``[-A, A]`` are clamped as :func:`fold_thresholds` does.
+
+    Parameters
+    ----------
+    alpha, bias : array_like, shape ``(C,)``
+        Channel scale (``mean |W|``) and bias of the ``C`` flow components.
+    flow_range : float
+        ``R``.
+    flow_codes : int
+        ``K``.
+    acc_bound : int
+        The layer's accumulator bound ``A``.
+
+    Returns
+    -------
+    ThresholdTable
+        ``C * K`` channels, channel ``c*K + i`` being code ``i`` of component ``c``.
+
+    Raises
+    ------
+    ValueError
+        If shapes disagree, a parameter is not finite or ``flow_range``, ``flow_codes`` or
+        ``acc_bound`` is not positive.
+    """
+    theta = flow_decision_points(flow_range, flow_codes)
+    k = int(flow_codes)
+    alpha = np.asarray(alpha, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float64)
+    if alpha.ndim != 1 or bias.shape != alpha.shape:
+        raise ValueError(f"alpha and bias must be vectors of the same length, not shapes {alpha.shape!r} "
+                         f"and {bias.shape!r}")
+    for name, value in (("alpha", alpha), ("bias", bias)):
+        if not np.isfinite(value).all():
+            raise ValueError(f"{name} must be finite, channel {int(np.flatnonzero(~np.isfinite(value))[0])} is not")
+    if not (isinstance(acc_bound, (int, np.integer)) and not isinstance(acc_bound, bool) and acc_bound > 0):
+        raise ValueError(f"acc_bound must be a positive integer, not {acc_bound!r}")
+    acc_bound = int(acc_bound)
+    c = alpha.shape[0]
+    thresholds = np.zeros((c * k, ACT_LEVELS), dtype=np.int64)
+    direction = np.zeros(c * k, dtype=np.uint8)
+    constant = np.zeros(c * k, dtype=np.uint8)
+    for ch in range(c):
+        a = Fraction(float(alpha[ch])) * Fraction(2, 3)
+        b = Fraction(float(bias[ch]))
+        for i in range(k):
+            row = ch * k + i
+            points = theta[ACT_LEVELS * i:ACT_LEVELS * (i + 1)]
+            if a == 0:
+                direction[row] = DIR_CONSTANT
+                constant[row] = sum(1 for t in points if b >= t)
+                continue
+            if a > 0:
+                ts = [min(max(math.ceil((t - b) / a), -acc_bound), acc_bound + 1) for t in points]
+                direction[row] = DIR_INCREASING
+            else:
+                ts = [min(max(math.floor((t - b) / a), -acc_bound - 1), acc_bound) for t in points]
+                direction[row] = DIR_DECREASING
+            thresholds[row] = ts
+    return ThresholdTable(thresholds, direction, constant, acc_bound)

@@ -1,19 +1,27 @@
 """Weights: the ``.npz`` file format, loading, saving and validation.
 
-File format (``lmflownet-weights`` version 1), a numpy ``.npz`` archive without pickles:
+File format (``lmflownet-weights`` version 2), a numpy ``.npz`` archive without pickles:
 
 * one float32 array per parameter, named ``<layer>/<param>``; params are ``weight``
   (``kh, kw, c_in, c_out``, HWIO), ``bias`` (``c_out``) for layers with a bias, and ``gamma``,
-  ``beta``, ``mean``, ``var`` (``c_out``) for layers with batch norm;
+  ``beta``, ``mean``, ``var`` (``c_out``) for layers with batch norm, with the shapes of
+  :meth:`models.network.Layer.param_shapes`: they follow the configuration (conv1 is
+  ``(3, 3, 128, 64)`` with quantized ends, ``(3, 3, 24, 64)`` with float ends; a flow-code or
+  multi-plane layer stores the weights of its 2 flow components, ``c_out = 2``);
 * ``__manifest__``: a uint8 array holding UTF-8 JSON::
 
-      {"format": "lmflownet-weights", "version": 1,
-       "network": {...network configuration...},
-       "layers": {"conv1": {"weight": {"shape": [3, 3, 24, 64], "dtype": "float32"}, ...}, ...},
+      {"format": "lmflownet-weights", "version": 2,
+       "network": {...network configuration, with its "ends"...},
+       "layers": {"conv1": {"weight": {"shape": [3, 3, 128, 64], "dtype": "float32"}, ...}, ...},
        "meta": {...free-form: seed, training command, metrics...}}
 
+The manifest's network configuration chooses the division (``ends``), so a weights file runs
+the network it was trained for. Version 1 files (written before the quantized ends existed)
+have no ``ends`` in their configuration and are read as ``ends: float``.
+
 Binary layers store their latent float weights: the quantized model binarizes them
-(:func:`models.quant.binarize_weights`), the float model uses them as they are.
+(:func:`models.quant.binarize_weights`; multi-plane layers
+:func:`models.golden.binarize_weight_planes`), the float model uses them as they are.
 """
 
 import json
@@ -24,13 +32,15 @@ import zipfile
 import numpy as np
 
 from .errors import WeightsError
-from .network import NetworkConfig, build_layers
+from .network import ENDS_FLOAT, NetworkConfig, build_layers
 
-__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_VERSION", "MANIFEST_KEY", "save_weights", "load_weights",
-           "validate_weights"]
+__all__ = ["WEIGHTS_FORMAT", "WEIGHTS_VERSION", "READABLE_VERSIONS", "MANIFEST_KEY", "save_weights",
+           "load_weights", "validate_weights"]
 
 WEIGHTS_FORMAT = "lmflownet-weights"
-WEIGHTS_VERSION = 1
+WEIGHTS_VERSION = 2
+#: Versions :func:`load_weights` reads (1: float ends implied).
+READABLE_VERSIONS = (1, 2)
 MANIFEST_KEY = "__manifest__"
 
 
@@ -67,7 +77,7 @@ def validate_weights(weights, cfg, source="<weights>"):
                 raise WeightsError(f"{source}: layer {layer.name!r}: {p} must be float32, not {dtype}")
             if a.shape != shape:
                 raise WeightsError(f"{source}: layer {layer.name!r}: {p} must have shape {shape}, "
-                                   f"not {a.shape}")
+                                   f"not {a.shape} (network {cfg.describe()})")
             if not np.isfinite(a).all():
                 raise WeightsError(f"{source}: layer {layer.name!r}: {p} contains NaN or infinity")
         if layer.bn and (params["var"] < 0).any():
@@ -149,9 +159,14 @@ def load_weights(path, cfg=None):
         if not isinstance(manifest, dict) or manifest.get("format") != WEIGHTS_FORMAT:
             raise WeightsError(f"{path}: manifest format must be {WEIGHTS_FORMAT!r}, "
                                f"not {manifest.get('format') if isinstance(manifest, dict) else manifest!r}")
-        if manifest.get("version") != WEIGHTS_VERSION:
-            raise WeightsError(f"{path}: manifest version must be {WEIGHTS_VERSION}, not {manifest.get('version')!r}")
-        stored_cfg = NetworkConfig.from_dict(manifest.get("network"), source=f"{path}: manifest network")
+        version = manifest.get("version")
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
+            raise WeightsError(f"{path}: manifest version must be one of "
+                               f"{', '.join(map(str, READABLE_VERSIONS))}, not {version!r}")
+        network = manifest.get("network")
+        if version == 1 and isinstance(network, dict):
+            network = dict(network, ends=ENDS_FLOAT)     # version 1: the float ends were the only division
+        stored_cfg = NetworkConfig.from_dict(network, source=f"{path}: manifest network")
         cfg = stored_cfg if cfg is None else cfg
         listed = manifest.get("layers", {})
         weights = {}

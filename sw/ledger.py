@@ -368,7 +368,13 @@ class WorkLedger:
         self._frame = FrameWork()
         self._segment = None
         self.frames.append(self._frame)
-        self._frame.add_host("input", input_work(frames.shape))
+        if INPUT not in program.placements:          # the accelerator reads the frames itself otherwise
+            self._frame.add_host("input", input_work(frames.shape))
+
+    def packed_frames(self, frames):
+        """The frame pair ``(H, W, 6)`` was packed into the frame-pair image for the device."""
+        h, w, c = frames.shape
+        self._frame.pack[INPUT] = self._frame.pack.get(INPUT, Work()) + frame_pair_work(h, w, c)
 
     def host_layer(self, model, name, tensors):
         """Host layer ``name`` of ``model`` (a ``QuantizedModel``) ran on ``tensors`` (by name)."""

@@ -2,9 +2,13 @@
 and the host/accelerator schedule.
 
 Built once per model (weights) and engine configuration; per frame the host only writes the
-host-produced code tensors, starts each accelerator segment and reads back the tensors the host
-needs. Placement rules:
+host-produced tensors, starts each accelerator segment and reads back the tensors the host
+needs. With quantized ends that is: the frame-pair image down, one descriptor list (every
+layer), predict_flow2's raw accumulators back. Placement rules:
 
+* the network input, when the accelerator reads it (quantized ends: conv1's source), is the
+  frame-pair image (``models.formats.pack_frame_pair``, ``src_format`` = frame pairs) in its own
+  buffer;
 * every code tensor the accelerator reads or writes lives in the activation layout
   (``models.formats.pack_activations``) in device memory; the members of a concat share one
   buffer, each starting at a channel group boundary (their channel counts, but the last's, must
@@ -20,14 +24,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from models.board import BUFFER_ALIGN
-from models.engine import (DESCRIPTOR, ERROR_NAMES, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, Descriptor, raw_channels,
-                           raw_tensor_bytes, validate_descriptor)
+from models.engine import (DESCRIPTOR, ERR_CAPACITY, ERROR_NAMES, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, SRC_CODES,
+                           SRC_FRAMES, Descriptor, act_buffer_words_needed, raw_channels, raw_tensor_bytes,
+                           validate_descriptor)
 from models.errors import ConfigError
-from models.formats import (channel_groups, pack_activations, pack_thresholds_tiled, pack_weights_tiled,
-                            tiles, unpack_accumulators, unpack_activations)
+from models.formats import (FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, channel_groups, frame_pair_codes,
+                            pack_activations, pack_frame_pair, pack_thresholds_tiled, pack_weights_tiled, tiles,
+                            unpack_accumulators, unpack_activations, unpack_frame_pair)
 from models.network import INPUT, OUT_CODES, OUT_RAW
 
-__all__ = ["Buffer", "Segment", "HostLayer", "Program", "compile_program"]
+__all__ = ["Buffer", "Segment", "HostLayer", "Program", "compile_program", "KIND_FRAMES"]
+
+#: Placement kind of the network input as a frame-pair image (quantized ends).
+KIND_FRAMES = "frames"
 
 _ALIGN = BUFFER_ALIGN
 
@@ -67,7 +76,7 @@ class Placement:
     channels: int
     height: int
     width: int
-    kind: str          # OUT_CODES or OUT_RAW
+    kind: str          # OUT_CODES, OUT_RAW or KIND_FRAMES
 
 
 @dataclass
@@ -109,9 +118,21 @@ class Program:
     def window(self):
         return (self.base, self.size)
 
+    @property
+    def frames_input(self):
+        """The accelerator reads the network input (a frame-pair image): quantized ends."""
+        return INPUT in self.placements
+
     def pack_tensor(self, name, codes):
-        """Codes ``(H, W, C)`` of a host-produced tensor -> (device address, bytes to write)."""
+        """Codes ``(H, W, C)`` of a host-produced tensor -> (device address, bytes to write). For
+        the network input (:attr:`frames_input`) ``codes`` are the uint8 frames ``(H, W, 6)``,
+        written as the frame-pair image."""
         pl = self.placements[name]
+        if pl.kind == KIND_FRAMES:
+            frames = np.asarray(codes)
+            if frames.shape[:2] != (pl.height, pl.width):
+                raise ValueError(f"frames must be {pl.height}x{pl.width}, not {frames.shape}")
+            return self.address(name), pack_frame_pair(frames).tobytes()
         if pl.kind != OUT_CODES:
             raise ValueError(f"tensor {name} is not a code tensor")
         codes = np.asarray(codes)
@@ -123,17 +144,22 @@ class Program:
         """(device address, size) of a tensor's region."""
         pl = self.placements[name]
         p = self.params
-        if pl.kind == OUT_CODES:
+        if pl.kind == KIND_FRAMES:
+            n = pl.height * pl.width * FRAME_PIXEL_BYTES
+        elif pl.kind == OUT_CODES:
             n = channel_groups(pl.channels, p.simd_lanes) * pl.height * pl.width * p.bus_bytes
         else:
             n = raw_tensor_bytes(pl.height, pl.width, pl.channels, p)
         return self.address(name), n
 
     def unpack_tensor(self, name, data):
-        """Bytes read from a tensor's region -> codes or accumulators ``(H, W, C)``."""
+        """Bytes read from a tensor's region -> codes or accumulators ``(H, W, C)`` (the
+        frame-pair image: the codes its layer reads, ``models.formats.frame_pair_codes``)."""
         pl = self.placements[name]
         p = self.params
         raw = np.frombuffer(bytes(data), dtype=np.uint8)
+        if pl.kind == KIND_FRAMES:
+            return frame_pair_codes(unpack_frame_pair(raw.reshape(pl.height, pl.width, FRAME_PIXEL_BYTES)))
         if pl.kind == OUT_CODES:
             g = channel_groups(pl.channels, p.simd_lanes)
             return unpack_activations(raw.reshape(g, pl.height, pl.width, 2, p.simd_lanes // 8), pl.channels)
@@ -156,6 +182,10 @@ def compile_program(model, params, base=0):
     ConfigError
         If a layer cannot run on this engine configuration (the message names the layer and the
         reason), or a concat member does not start at a channel-group boundary.
+
+    With quantized ends the network input is a device tensor (the frame-pair image, conv1's
+    source) and every layer is in one descriptor list; with float ends the host layers split
+    the schedule into segments.
     """
     if base % params.bus_bytes:
         raise ConfigError(f"arena base 0x{base:x} must be aligned to {params.bus_bytes} bytes")
@@ -198,7 +228,12 @@ def compile_program(model, params, base=0):
     # Code tensors and raw outputs.
     for name in sorted(touched, key=lambda n: [x.name for x in model.layers].index(n) if n != INPUT else -1):
         if name == INPUT:
-            raise ConfigError("the network input cannot feed the accelerator directly")
+            if not model.cfg.quantized_ends:
+                raise ConfigError("the network input cannot feed the accelerator directly")
+            h, w = model.cfg.height, model.cfg.width
+            alloc(f"tensor:{INPUT}", -(-h * w * FRAME_PIXEL_BYTES // params.bus_bytes) * params.bus_bytes)
+            prog.placements[INPUT] = Placement(f"tensor:{INPUT}", 0, FRAME_CODE_CHANNELS, h, w, KIND_FRAMES)
+            continue
         layer = layers[name]
         kind = layer.output
         if kind not in (OUT_CODES, OUT_RAW):
@@ -284,7 +319,8 @@ def compile_program(model, params, base=0):
                 layer.width // 2 if layer.input_op == "upsample" else layer.width)
             src_addr = base + prog.buffers[f"concat:{name}"].offset if len(layer.inputs) > 1 else prog.address(first)
             fields = dict(kernel=layer.kernel, input_op=OP_CODES[layer.input_op],
-                          output_mode=OUTPUT_CODES if layer.output == OUT_CODES else OUTPUT_RAW, src_format=0,
+                          output_mode=OUTPUT_CODES if layer.output == OUT_CODES else OUTPUT_RAW,
+                          src_format=SRC_FRAMES if layer.inputs == (INPUT,) else SRC_CODES,
                           layer_id=[x.name for x in model.layers].index(name), src_height=src_h, src_width=src_w,
                           src_channels=src_channels, out_channels=layer.c_out, src_addr=src_addr,
                           weights_addr=base + prog.buffers[f"weights:{name}"].offset,
@@ -294,8 +330,14 @@ def compile_program(model, params, base=0):
             desc = Descriptor(fields, params)
             err = validate_descriptor(desc, prog.window)
             if err:
+                detail = ""
+                if err == ERR_CAPACITY:
+                    detail = (f": its source needs {act_buffer_words_needed(desc)} activation-buffer words "
+                              f"(the design has {params.act_buffer_words}), a weight tile "
+                              f"{desc.in_groups * desc.kernel ** 2} weight-buffer words "
+                              f"(the design has {params.weight_buffer_words})")
                 raise ConfigError(f"layer {name} cannot run on this engine configuration: "
-                                  f"{ERROR_NAMES[err]} error (P={params.pe_count}, S={params.simd_lanes})")
+                                  f"{ERROR_NAMES[err]} error (P={params.pe_count}, S={params.simd_lanes}){detail}")
             prog.descriptors[name] = desc
             blobs.append((item.desc_offset + i * DESCRIPTOR.nbytes, np.frombuffer(desc.to_bytes(), np.uint8)))
 

@@ -7,14 +7,21 @@ constants there.
 
 Per frame (:meth:`FlowRuntime.run`), following the program's schedule:
 
-* a host layer runs with :meth:`models.golden.QuantizedModel.run_layer`, the golden model's own
-  numpy arithmetic (dequantization of raw accumulators, float conv, batch norm, 2-bit
+* with quantized ends the frame pair goes down as it is (:meth:`Program.pack_tensor` of the
+  network input: the frame-pair image, a copy), the schedule is one descriptor list (every
+  layer), and only predict_flow2's raw accumulators come back;
+* a host layer (float ends) runs with :meth:`models.golden.QuantizedModel.run_layer`, the
+  golden model's own numpy arithmetic (dequantization of raw accumulators, float conv, batch norm, 2-bit
   quantization), so the host path is bit-identical to ``models/``; a code tensor that the
   accelerator reads is packed (:meth:`Program.pack_tensor`) and written to device memory;
 * an accelerator segment is one descriptor list: start, poll, counters
   (:meth:`sw.driver.Accelerator.run_segment`); the tensors later host layers need are read
   back and unpacked (:meth:`Program.tensor_bytes`, :meth:`Program.unpack_tensor`);
-* the flow is assembled from ``predict_flow2`` (x ``flow_scale``, nearest x4).
+* the flow is assembled from ``predict_flow2``: its float value
+  (:meth:`models.golden.QuantizedModel.flow_value`: the host layer's output with float ends, the
+  dequantization of its multi-plane raw accumulators with quantized ends), then
+  :meth:`models.golden.QuantizedModel.final_flow` (x ``flow_scale``, upsampled to the input
+  resolution).
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +29,7 @@ import time
 
 import numpy as np
 
-from models.golden import frames_to_float
+from models.golden import network_input
 from models.network import INPUT
 
 from .config import default_engine_params
@@ -42,10 +49,11 @@ class HostTimings:
     -------
     float_s : float
         Float host layers (input scaling, conv1, upsample_flow*, predict_flow2, their
-        quantization and dequantization) and the flow assembly.
+        quantization and dequantization) and the flow assembly (with quantized ends only the
+        dequantization of predict_flow2 and the final upsampling).
     pack_s : float
-        Packing host-produced code tensors into the activation layout and unpacking tensors
-        read back.
+        Packing host-produced code tensors into the activation layout (the frame-pair image with
+        quantized ends) and unpacking tensors read back.
     transfer_s : float
         Device-memory writes and reads of those tensors.
     accelerator_s : float
@@ -152,6 +160,7 @@ class FlowRuntime:
         host_layers = [item.name for item in prog.schedule if isinstance(item, HostLayer)]
         self._to_device = {name for name in host_layers if name in prog.placements}
         needed = {i for name in host_layers for i in model.plans[name].layer.inputs}
+        needed.add("predict_flow2")                 # the flow (read back when the accelerator computes it)
         self._from_device = {name for item in prog.schedule if isinstance(item, Segment)
                              for name in item.layers if name in needed}
         self.load_s = time.perf_counter() - t0
@@ -208,9 +217,20 @@ class FlowRuntime:
         led = self.ledger
         if led is not None:
             led.begin_frame(prog, frame)
-        t0 = clock()
-        tensors = {INPUT: frames_to_float(frame)}
-        t.float_s += clock() - t0
+        if prog.frames_input:           # quantized ends: the frame-pair image is the input tensor
+            tensors = {INPUT: network_input(model.cfg, frame)} if keep_tensors else {}
+            t0 = clock()
+            addr, data = prog.pack_tensor(INPUT, frame[0])
+            t1 = clock()
+            drv.mem_write(addr, data)
+            t.pack_s += t1 - t0
+            t.transfer_s += clock() - t1
+            if led is not None:
+                led.packed_frames(frame[0])
+        else:
+            t0 = clock()
+            tensors = {INPUT: network_input(model.cfg, frame)}
+            t.float_s += clock() - t0
         for item in prog.schedule:
             if isinstance(item, HostLayer):
                 name = item.name
@@ -248,7 +268,7 @@ class FlowRuntime:
                     if led is not None:
                         led.unpacked(name, prog.placements[name].kind, tensors[name].shape[1:], prog.params)
         t0 = clock()
-        flow = model.final_flow(tensors["predict_flow2"])
+        flow = model.final_flow(model.flow_value("predict_flow2", tensors["predict_flow2"]))
         t.float_s += clock() - t0
         if led is not None:
             led.end_frame(model, tensors["predict_flow2"])

@@ -14,7 +14,7 @@ from PIL import Image
 
 from models import QuantizedModel, load_network_config, random_weights, read_flo, resize_flow, save_weights
 from models.errors import WeightsError
-from models.network import CONFIG_DIR, default_config_path
+from models.network import CONFIG_DIR, default_config_path, float_ends_config_path
 from sw import cli
 from sw.backends import BACKENDS
 from sw.errors import AcceleratorError
@@ -38,7 +38,10 @@ def save(path, rgb):
 
 @pytest.fixture(scope="module")
 def cfg():
-    return load_network_config()
+    # The float-ends division (as the shipped weights): the default hardware configuration's
+    # activation buffer cannot hold the fully quantized conv1's source at 96x128
+    # (test_flow_of_the_fully_quantized_network gives it a larger one).
+    return load_network_config(float_ends_config_path())
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +98,31 @@ def test_flow_writes_the_flo_and_png_at_the_image_size(capsys, tmp_path, files, 
     with Image.open(png) as im:
         assert im.size == (W, H) and im.mode == "RGB"
     assert sorted(os.listdir(tmp_path)) == ["out.flo", "out.png"]
+
+
+def test_flow_of_the_fully_quantized_network(capsys, tmp_path, files):
+    """Weights of the fully quantized default network run it (the manifest chooses the division),
+    on an accelerator whose activation buffer holds conv1's frame-pair source."""
+    import yaml
+    from models.hwconfig import load_hw_config
+    qcfg = load_network_config()
+    save_weights(tmp_path / "q.npz", random_weights(qcfg, seed=0), qcfg)
+    hw = load_hw_config().to_dict()
+    hw["engine"] = dict(hw.get("engine") or {}, act_buffer_words=8192)
+    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw))
+    out = tmp_path / "out.flo"
+    code, _, err = run(capsys, "flow", files.img1, files.img2, "-o", out, "--weights", tmp_path / "q.npz",
+                       "--hw-config", tmp_path / "hw.yaml")
+    assert code == 0, err
+    frames = np.concatenate([np.asarray(Image.open(p).convert("RGB").resize((qcfg.width, qcfg.height),
+                                                                            Image.Resampling.BILINEAR))
+                             for p in (files.img1, files.img2)], axis=2)
+    model = QuantizedModel(qcfg, random_weights(qcfg, seed=0))
+    assert np.array_equal(read_flo(out), resize_flow(model.run(frames).flow[0], H, W))
+    # on the default hardware configuration: one line naming the layer
+    assert_error(run(capsys, "flow", files.img1, files.img2, "-o", tmp_path / "x.flo", "--weights",
+                     tmp_path / "q.npz"), 2, r"layer conv1 cannot run on this engine configuration: capacity")
+    assert not (tmp_path / "x.flo").exists()
 
 
 def test_video_from_a_directory_of_images(capsys, tmp_path, files):

@@ -14,10 +14,11 @@ from models.ops import space_to_depth, upsample_nearest
 from models.thresholds import ThresholdTable, apply_thresholds
 from models.errors import ConfigError
 from models.formats import pack_weights_tiled, unpack_weights_tiled
+from models.network import INPUT, default_config_path, float_ends_config_path
 from models.regmap import REG, REGISTERS, REGMAP_BYTES
 from sim.accel_cases import build_case, random_layer
 from sw.config import default_engine_params
-from sw.program import HostLayer, Segment, compile_program
+from sw.program import KIND_FRAMES, HostLayer, Segment, compile_program
 
 PARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=4096,
                       weight_buffer_words=256)
@@ -126,28 +127,50 @@ def test_register_map_is_consistent():
     assert REG["ID"].offset == 0
 
 
-@pytest.fixture(scope="module")
-def compiled():
-    cfg = load_network_config()
+#: An engine whose activation buffer holds the fully quantized conv1's frame-pair source at 96x128.
+QPARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
+                       weight_buffer_words=256)
+
+
+@pytest.fixture(scope="module", params=["quantized", "float"])
+def compiled(request):
+    cfg = load_network_config(default_config_path() if request.param == "quantized" else float_ends_config_path())
     model = QuantizedModel(cfg, random_weights(cfg, seed=0))
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
     result = model.run(frames, keep_tensors=True)
-    return model, result, compile_program(model, PARAMS, base=0x10000)
+    result.frames = frames
+    params = QPARAMS if cfg.quantized_ends else PARAMS
+    return model, result, compile_program(model, params, base=0x10000)
 
 
 def test_compiled_program_on_the_functional_engine_matches_the_golden_pass(compiled):
     model, result, prog = compiled
-    assert [type(s).__name__ for s in prog.schedule] == ["HostLayer", "Segment", "HostLayer", "Segment", "HostLayer"]
-    assert prog.schedule[1].layers == ["conv2", "conv3", "conv3_1", "predict_flow3", "deconv2"]
+    if model.cfg.quantized_ends:
+        assert [type(s).__name__ for s in prog.schedule] == ["Segment"]
+        assert prog.schedule[0].layers == [layer.name for layer in model.layers]
+        assert prog.placements[INPUT].kind == KIND_FRAMES
+        d = prog.descriptors["conv1"]
+        assert (d.src_format, d.input_op, d.src_channels, d.src_height, d.src_width) == (SRC_FRAMES, 1, 32, 96, 128)
+        assert d.src_addr == prog.address(INPUT) and prog.descriptors["conv2"].src_format == 0
+        assert prog.descriptors["predict_flow2"].out_channels == 8
+        assert prog.descriptors["predict_flow3"].out_channels == 8
+    else:
+        assert [type(s).__name__ for s in prog.schedule] == ["HostLayer", "Segment", "HostLayer", "Segment",
+                                                              "HostLayer"]
+        assert prog.schedule[1].layers == ["conv2", "conv3", "conv3_1", "predict_flow3", "deconv2"]
+        assert not prog.frames_input
     mem = np.zeros(prog.base + prog.size, dtype=np.uint8)
     mem[prog.base:] = prog.constants
+    if prog.frames_input:
+        addr, data = prog.pack_tensor(INPUT, result.frames[0])
+        mem[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
     for item in prog.schedule:
         if isinstance(item, HostLayer):
             if item.name in prog.placements:
                 addr, data = prog.pack_tensor(item.name, result.tensors[item.name][0])
                 mem[addr:addr + len(data)] = np.frombuffer(data, np.uint8)
         else:
-            assert execute_program(mem, prog.base + item.desc_offset, item.count, PARAMS, prog.window) \
+            assert execute_program(mem, prog.base + item.desc_offset, item.count, prog.params, prog.window) \
                 == (ERR_NONE, item.count)
     for name in prog.placements:
         addr, n = prog.tensor_bytes(name)
@@ -165,15 +188,30 @@ def test_program_stops_at_a_bad_descriptor(compiled):
     model, result, prog = compiled
     mem = np.zeros(prog.base + prog.size, dtype=np.uint8)
     mem[prog.base:] = prog.constants
-    seg = prog.schedule[1]
+    seg = next(item for item in prog.schedule if isinstance(item, Segment))
     bad = desc(kernel=5).to_bytes()
     a = prog.base + seg.desc_offset + 2 * DESCRIPTOR.nbytes
     mem[a:a + len(bad)] = np.frombuffer(bad, np.uint8)
-    assert execute_program(mem, prog.base + seg.desc_offset, seg.count, PARAMS, prog.window) == (ERR_KERNEL, 2)
+    assert execute_program(mem, prog.base + seg.desc_offset, seg.count, prog.params, prog.window) == (ERR_KERNEL, 2)
+
+
+def test_compile_rejects_the_quantized_conv1_on_a_small_buffer():
+    cfg = load_network_config()
+    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
+    with pytest.raises(ConfigError, match=r"layer conv1 cannot run on this engine configuration: capacity error "
+                                          r"\(P=32, S=64\): its source needs 6144 activation-buffer words \(the "
+                                          r"design has 4096\), a weight tile 18 weight-buffer words \(the design "
+                                          r"has 256\)"):
+        compile_program(model, PARAMS)
+    narrow = EngineParams(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 1024, act_buffer_words=1 << 16,
+                          weight_buffer_words=1024)
+    with pytest.raises(ConfigError, match=r"layer conv1 cannot run on this engine configuration: format error "
+                                          r"\(P=8, S=16\)$"):
+        compile_program(model, narrow)
 
 
 def test_compile_rejects_a_design_too_small():
-    cfg = load_network_config()
+    cfg = load_network_config(float_ends_config_path())
     model = QuantizedModel(cfg, random_weights(cfg, seed=0))
     small = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=1024,
                          weight_buffer_words=256)

@@ -135,7 +135,8 @@ def test_overflowing_layers_are_named():
 def test_kernel_too_large():
     net = load_network_config(os.path.join(NETWORKS, "lmflownet_tiny.yaml"))
     one = HardwareConfig.from_dict(dict(GOOD, max_kernel=1, max_in_channels=10000), source="k1.yaml")
-    with pytest.raises(ConfigError, match=r"max_kernel is 1, larger kernels in layer conv2 \(3x3\)"):
+    with pytest.raises(ConfigError, match=r"max_kernel is 1, larger kernels in layer conv1 \(3x3\), "
+                                          r"layer conv2 \(3x3\)"):
         check_network(one, net)
 
 

@@ -11,7 +11,10 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.mark.skipif(simulator_missing("verilator") is not None, reason=str(simulator_missing("verilator")))
-def test_default_network_bit_exact_and_cycle_exact():
+def test_default_network_bit_exact_and_cycle_exact(monkeypatch):
+    # the float-ends division: the RTL engine reads no frame-pair source
+    from models.network import float_ends_config_path
+    monkeypatch.setenv("LMF_NET_CONFIG", float_ends_config_path())
     results = run_network()
     assert set(results["layers"]) == {"conv2", "conv3", "conv3_1", "predict_flow3", "deconv2", "cast_conv"}
     for seg in results["segments"]:

@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights, save_weights
+from models.network import float_ends_config_path
 from sim.runner import simulator_missing
 from sw.backends import get_transport
 from sw.cli import main
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.sim,
 
 
 def test_runtime_on_rtl_equals_the_golden_pass():
-    cfg = load_network_config()
+    cfg = load_network_config(float_ends_config_path())   # the RTL engine reads no frame-pair source
     model = QuantizedModel(cfg, random_weights(cfg, seed=0))
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
     golden = model.run(frames, keep_tensors=True)
@@ -32,7 +33,7 @@ def test_runtime_on_rtl_equals_the_golden_pass():
 
 
 def test_cli_rtl_and_golden_write_identical_flo_files(tmp_path):
-    cfg = load_network_config()
+    cfg = load_network_config(float_ends_config_path())   # the RTL engine reads no frame-pair source
     weights = tmp_path / "w.npz"
     save_weights(weights, random_weights(cfg, seed=2), cfg)
     frames, _ = random_frame_pairs(1, 120, 160, seed=9)

@@ -1,4 +1,6 @@
-"""The host runtime and the driver on the golden backend, against the models/ full pass."""
+"""The host runtime and the driver on the golden backend, against the models/ full pass, for both
+divisions of the network (float ends: three host layers; quantized ends: the frame pair in, one
+descriptor list, predict_flow2's accumulators out)."""
 
 import sys
 import types
@@ -8,6 +10,9 @@ import pytest
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
 from models.engine import DESCRIPTOR, Descriptor, EngineParams
+from models.errors import ConfigError
+from models.formats import pack_frame_pair
+from models.network import INPUT, float_ends_config_path
 from models.regmap import CTRL_START, ID_MAGIC, REG, REGMAP_BYTES, STATUS_BUSY, STATUS_START_IGNORED, VERSION
 from sw.backends import BACKENDS, get_transport
 from sw.backends.golden import GoldenTransport
@@ -19,10 +24,22 @@ from sw.program import HostLayer, Segment
 from sw.runtime import FlowRuntime
 
 PARAMS = default_engine_params()
+#: The default engine with an activation buffer that holds conv1's frame-pair source of the fully
+#: quantized network at 96x128 (2 groups x 48 rows x 64 words = 6144 words; the default has 4096).
+QPARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
+                       weight_buffer_words=256)
 
 
 @pytest.fixture(scope="module")
 def model():
+    """The float-ends network (Blueoil's division) on the default engine."""
+    cfg = load_network_config(float_ends_config_path())
+    return QuantizedModel(cfg, random_weights(cfg, seed=0))
+
+
+@pytest.fixture(scope="module")
+def qmodel():
+    """The fully quantized network (the default configuration)."""
     cfg = load_network_config()
     return QuantizedModel(cfg, random_weights(cfg, seed=0))
 
@@ -36,6 +53,11 @@ def frames(model):
 @pytest.fixture(scope="module")
 def reference(model, frames):
     return model.run(frames, keep_tensors=True)
+
+
+@pytest.fixture(scope="module")
+def qreference(qmodel, frames):
+    return qmodel.run(frames, keep_tensors=True)
 
 
 class CountingTransport(GoldenTransport):
@@ -59,12 +81,20 @@ def runtime(model):
     return FlowRuntime(model, CountingTransport(PARAMS, cycle_model=lambda d: 1000 + 10 * d.layer_id), PARAMS)
 
 
+@pytest.fixture(scope="module")
+def qruntime(qmodel):
+    return FlowRuntime(qmodel, CountingTransport(QPARAMS, cycle_model=lambda d: 1000 + 10 * d.layer_id), QPARAMS)
+
+
 def test_default_engine_params():
     assert PARAMS == EngineParams(pe_count=64, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
                                   weight_buffer_words=256)
 
 
-def test_flow_and_every_tensor_match_the_golden_pass(runtime, frames, reference):
+@pytest.mark.parametrize("division", ["float", "quantized"])
+def test_flow_and_every_tensor_match_the_golden_pass(request, division, frames):
+    runtime = request.getfixturevalue("runtime" if division == "float" else "qruntime")
+    reference = request.getfixturevalue("reference" if division == "float" else "qreference")
     result = runtime.run(frames, keep_tensors=True)
     assert result.flow.dtype == np.float32 and result.flow.shape == reference.flow.shape
     assert np.array_equal(result.flow, reference.flow)
@@ -91,6 +121,48 @@ def test_per_frame_work_is_only_the_frame(runtime, frames, reference):
     assert timings.float_s > 0 and timings.pack_s > 0 and timings.transfer_s > 0 and timings.accelerator_s > 0
     assert set(timings.layers_s) == {"conv1", "upsample_flow3", "predict_flow2"}
     assert timings.cycles == {name: 1000 + 10 * prog.descriptors[name].layer_id for name in prog.descriptors}
+
+
+def test_quantized_ends_per_frame_work_is_the_frame_pair_and_the_flow(qruntime, frames, qreference):
+    """Per frame: the frame-pair image down (a copy of the frames), one descriptor list of every
+    layer, predict_flow2's raw accumulators back, the dequantization and the final upsampling."""
+    t = qruntime.transport
+    prog = qruntime.program
+    assert [type(s) for s in prog.schedule] == [Segment]
+    assert prog.schedule[0].layers == [layer.name for layer in qruntime.model.layers]
+    assert prog.frames_input and prog.descriptors["conv1"].frames
+    t.written = t.read_bytes = 0
+    starts = t.starts
+    result = qruntime.run(frames[1])
+    assert np.array_equal(result.flow, qreference.flow[1:])
+    assert t.written == 96 * 128 * 8 == prog.tensor_bytes(INPUT)[1]
+    assert t.read_bytes == prog.tensor_bytes("predict_flow2")[1]
+    assert t.starts - starts == 1
+    addr, _ = prog.tensor_bytes(INPUT)
+    image = np.frombuffer(t.mem_read(addr, 96 * 128 * 8), np.uint8).reshape(96, 128, 8)
+    assert np.array_equal(image, pack_frame_pair(frames[1]))
+    timings = result.timings
+    assert timings.layers_s == {} and timings.float_s > 0 and timings.pack_s > 0 and timings.accelerator_s > 0
+    assert timings.cycles == {name: 1000 + 10 * prog.descriptors[name].layer_id for name in prog.descriptors}
+
+
+def test_quantized_ends_bad_descriptor_names_the_layer(qmodel, frames):
+    rt = FlowRuntime(qmodel, GoldenTransport(QPARAMS), QPARAMS)
+    seg = rt.program.schedule[0]
+    bad = Descriptor(dict(rt.program.descriptors["upsample_flow3"].fields, kernel=5), QPARAMS).to_bytes()
+    rt.driver.mem_write(rt.program.base + seg.desc_offset + 5 * DESCRIPTOR.nbytes, bad)
+    with pytest.raises(AcceleratorError, match=r"accelerator error 'kernel' \(code 1\) at descriptor 5 of 9: "
+                                               r"layer upsample_flow3 \(layer_id 5\)"):
+        rt.run(frames[0])
+
+
+def test_the_default_engine_cannot_hold_the_quantized_conv1(qmodel):
+    """conv1's frame-pair source, stored after space_to_depth, is 6144 activation-buffer words at
+    96x128 on the 64-lane engine; the default configuration has 4096."""
+    with pytest.raises(ConfigError, match=r"layer conv1 cannot run on this engine configuration: capacity error "
+                                          r"\(P=32, S=64\): its source needs 6144 activation-buffer words "
+                                          r"\(the design has 4096\)"):
+        FlowRuntime(qmodel, GoldenTransport(PARAMS), PARAMS)
 
 
 def test_constants_are_written_once(model):
@@ -205,7 +277,9 @@ def test_version_mismatch():
         def _read_reg(self, offset):
             return VERSION + (1 << 16) if offset == REG["VERSION"].offset else super()._read_reg(offset)
 
-    with pytest.raises(AcceleratorError, match=r"accelerator version 2.1 is not compatible with the host's 1.1"):
+    major, minor = VERSION >> 16, VERSION & 0xFFFF
+    with pytest.raises(AcceleratorError, match=rf"accelerator version {major + 1}\.{minor} is not compatible with "
+                                               rf"the host's {major}\.{minor}"):
         Accelerator(Newer(PARAMS), PARAMS)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from models.errors import WeightsError
 from models.golden import FloatModel, QuantizedModel
-from models.network import (CONFIG_DIR, OUT_CODES, OUT_FLOAT, OUT_RAW, build_layers,
+from models.network import (CONFIG_DIR, INPUT, OUT_CODES, OUT_FLOAT, OUT_RAW, build_layers, float_ends_config_path,
                             load_network_config)
 from models.pretrained import (default_float_weights_path, default_weights_path,
                                load_default_float_weights, load_default_weights)
@@ -17,7 +17,8 @@ from models.quant import activation_code_thresholds
 from models.synthetic import EVAL_STREAM, make_batch, make_pair
 from models.weights import load_weights, save_weights
 
-CONFIGS = ["lmflownet_d3_96x128.yaml", "lmflownet_d4_96x128.yaml", "lmflownet_tiny.yaml"]
+CONFIGS = ["lmflownet_d3_96x128.yaml", "lmflownet_d4_96x128.yaml", "lmflownet_tiny.yaml",
+           "lmflownet_d3_96x128_float_ends.yaml", "lmflownet_tiny_float_ends.yaml"]
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,11 @@ def test_layers_names_and_shapes_follow_build_layers(torch, name):
         h, w, c_in, c_out = layer.param_shapes()["weight"]
         assert tuple(conv.weight.shape) == (c_out, c_in, h, w), layer.name
         assert (conv.bias is not None) == layer.bias, layer.name
-        assert tuple(out["tensors"][layer.name].shape) == (1, layer.c_out, layer.height, layer.width)
+        # a multi-plane layer's tensor is the flow the host computes from its 2M accumulators
+        channels = layer.param_out if layer.planes else layer.c_out
+        assert tuple(out["tensors"][layer.name].shape) == (1, channels, layer.height, layer.width), layer.name
+        if layer.flow_codes:
+            assert tuple(out[layer.name].shape) == (1, 2, layer.height, layer.width)
     assert tuple(out["flow"].shape) == (1, 2, cfg.height, cfg.width)
 
 
@@ -131,9 +136,59 @@ def test_binary_weights_values_and_ste_gradient(torch):
     assert torch.equal(t.grad, g)                                 # identity gradient
 
 
-def test_gradients_reach_every_layer_in_both_modes(torch):
+def test_thermometer_input_matches_the_loaders_codes(torch):
+    from models.formats import frame_pair_codes
+    from train.model import thermometer_input
+    frames = np.random.default_rng(2).integers(0, 256, (2, 5, 7, 6), dtype=np.uint8)
+    frames[0, 0, 0] = [0, 15, 16, 255, 240, 239]                   # the bin edges
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    got = _nchw_to_nhwc(thermometer_input(x))
+    assert got.shape == (2, 5, 7, 32)
+    assert np.array_equal(got, frame_pair_codes(frames).astype(np.float32) * np.float32(2 / 3))
+
+
+def test_flow_quantizer_values_and_ste_gradient(torch):
+    from models.thresholds import flow_decision_points, flow_quantizer_input as affine_np, quantize_flow
+    from train.model import flow_quantizer_input, quantize_activation_ste
+    r, k = 0.75, 4
+    f = np.linspace(-1, 1, 2 * 1001).reshape(1, 2, 1, 1001)
+    t = torch.tensor(f, requires_grad=True)
+    a = flow_quantizer_input(t, r, k)
+    assert tuple(a.shape) == (1, 8, 1, 1001)
+    assert np.array_equal(_nchw_to_nhwc(a.detach()), affine_np(_nchw_to_nhwc(t.detach()), r, k))   # same arithmetic
+    codes = quantize_activation_ste(a)
+    theta = np.array([float(x) for x in flow_decision_points(r, k)])
+    fn = _nchw_to_nhwc(t.detach())
+    near = np.repeat(np.min(np.abs(fn[..., None] - theta), axis=-1) < 1e-12, k, axis=-1)
+    got = np.rint(_nchw_to_nhwc(codes.detach()) / (2 / 3))
+    assert np.array_equal(got[~near], quantize_flow(fn, r, k)[~near])
+    codes.sum().backward()
+    # d/df of sum_i q(a_i): K/R for each code channel whose a lies in [0, 2], i.e. K/R where |f| <= R
+    inside = (np.abs(f) <= r)
+    assert np.allclose(t.grad.numpy(), np.where(inside, k / r, 0.0))
+
+
+def test_weight_planes_match_numpy_and_ste_gradient(torch):
+    from models.golden import binarize_weight_planes as planes_np, plane_weights
+    from train.model import binarize_planes_ste, weight_planes
+    w = np.random.default_rng(3).normal(size=(3, 3, 6, 2))
+    w[0, 0, 0, 0] = 0.0
+    t = torch.tensor(w.transpose(3, 2, 0, 1).copy(), requires_grad=True)   # OIHW
+    signs, betas = weight_planes(t.detach(), 4)
+    s_np, b_np = planes_np(w, 4)
+    assert np.array_equal(signs.numpy().transpose(3, 4, 2, 1, 0).reshape(3, 3, 6, 8), s_np)   # o*M + p
+    assert np.allclose(betas.numpy().T.reshape(8), b_np, rtol=1e-12, atol=0)
+    q = binarize_planes_ste(t, 4)
+    assert np.allclose(q.detach().numpy().transpose(2, 3, 1, 0), plane_weights(s_np, b_np, 4), rtol=0, atol=1e-12)
+    g = torch.randn_like(t)
+    (q * g).sum().backward()
+    assert torch.equal(t.grad, g)                                 # identity gradient
+
+
+@pytest.mark.parametrize("name", ["lmflownet_tiny.yaml", "lmflownet_tiny_float_ends.yaml"])
+def test_gradients_reach_every_layer_in_both_modes(torch, name):
     from train.losses import multiscale_epe
-    cfg = _cfg("lmflownet_tiny.yaml")
+    cfg = _cfg(name)
     frames, flows = _frames(cfg, 2)
     for mode in ("float", "quant"):
         m = _random_model(torch, cfg, frames)
@@ -165,6 +220,25 @@ def test_multiscale_loss_weights_and_targets(torch):
 # ------------------------------------------------------------------------------------------------
 # Export: the golden model computes what the training framework computes
 
+def _decision_distance(cfg, golden, layer, xin):
+    """Distance of the golden float pre-quantizer value to the nearest decision point, per code
+    channel: BN output to (1/3, 1, 5/3), or the flow to the flow quantizer's points."""
+    from models.thresholds import batch_norm, flow_decision_points
+    plan = golden.plans[layer.name]
+    z = plan.pre_activation(xin)
+    if layer.flow_codes:
+        theta = np.array([float(t) for t in flow_decision_points(layer.flow_range, layer.flow_codes)])
+        return np.repeat(np.min(np.abs(z[..., None] - theta), axis=-1), layer.flow_codes, axis=-1)
+    y = batch_norm(z, eps=cfg.bn_eps, **plan.bn)
+    return np.min(np.abs(y[..., None] - activation_code_thresholds()), axis=-1)
+
+
+def _golden_input(golden, g, layer):
+    from models.golden import apply_input_op
+    from models.ops import concat_channels
+    return apply_input_op(layer.input_op, concat_channels([golden.dequantize(i, g.tensors[i]) for i in layer.inputs]))
+
+
 def _check_quantized_export(torch, cfg, m, frames, tmp_path):
     from train.export import export_weights
     path = tmp_path / "w.npz"
@@ -178,10 +252,15 @@ def _check_quantized_export(torch, cfg, m, frames, tmp_path):
     md = md.double().eval()
     with torch.no_grad():
         out = md(torch.from_numpy(frames).permute(0, 3, 1, 2).double() / 255, keep_tensors=True)
-    decision = activation_code_thresholds()
+    if cfg.quantized_ends:
+        assert np.array_equal(_nchw_to_nhwc(out["tensors"][INPUT]) / (2 / 3), g.tensors[INPUT])
     for layer in build_layers(cfg):
         ref = g.tensors[layer.name]
         got = _nchw_to_nhwc(out["tensors"][layer.name])
+        if layer.flow_codes:
+            # the loss sees the float flow before the quantizer
+            f = golden.plans[layer.name].pre_activation(_golden_input(golden, g, layer))
+            assert np.allclose(_nchw_to_nhwc(out[layer.name]), f, rtol=1e-12, atol=1e-12), layer.name
         if layer.output == OUT_CODES:
             codes = np.rint(got / (2 / 3)).astype(np.int64)
             assert np.allclose(got, codes * (2 / 3), rtol=0, atol=1e-12)
@@ -193,20 +272,13 @@ def _check_quantized_export(torch, cfg, m, frames, tmp_path):
             else:
                 # Host layers run in float64 in both; a code may differ only at a near-tie: where
                 # the golden pre-activation is within 1e-9 of a decision point (1/3, 1, 5/3).
-                plan = golden.plans[layer.name]
-                xin = None
                 if mismatch.any():
-                    from models.golden import apply_input_op
-                    from models.ops import concat_channels
-                    from models.thresholds import batch_norm
-                    xin = apply_input_op(layer.input_op, concat_channels(
-                        [golden.dequantize(i, g.tensors[i]) for i in layer.inputs]))
-                    y = batch_norm(plan.pre_activation(xin), eps=cfg.bn_eps, **plan.bn)
-                    near = np.min(np.abs(y[..., None] - decision), axis=-1) < 1e-9
+                    near = _decision_distance(cfg, golden, layer, _golden_input(golden, g, layer)) < 1e-9
                     assert near[mismatch].all(), layer.name
                 assert mismatch.mean() <= 1e-6, layer.name
             assert len(np.unique(ref)) == 4, layer.name         # the test exercises every code
         elif layer.output == OUT_RAW:
+            # raw accumulators (multi-plane: the flow the host computes from them)
             deq = golden.dequantize(layer.name, ref)
             assert np.allclose(got, deq, rtol=1e-12, atol=1e-9), layer.name
         else:
@@ -217,7 +289,8 @@ def _check_quantized_export(torch, cfg, m, frames, tmp_path):
     return g, out
 
 
-@pytest.mark.parametrize("name", ["lmflownet_d3_96x128.yaml", "lmflownet_tiny.yaml"])
+@pytest.mark.parametrize("name", ["lmflownet_d3_96x128.yaml", "lmflownet_tiny.yaml",
+                                  "lmflownet_d3_96x128_float_ends.yaml"])
 def test_quantized_export_matches_golden_model(torch, name, tmp_path):
     cfg = _cfg(name)
     frames, _ = _frames(cfg, 2)
@@ -225,7 +298,8 @@ def test_quantized_export_matches_golden_model(torch, name, tmp_path):
     _check_quantized_export(torch, cfg, m, frames, tmp_path)
 
 
-def test_float32_layers_differ_from_golden_only_at_near_ties(torch):
+@pytest.mark.parametrize("name", ["lmflownet_d3_96x128.yaml", "lmflownet_d3_96x128_float_ends.yaml"])
+def test_float32_layers_differ_from_golden_only_at_near_ties(torch, name):
     """The training framework's own float32 inference, layer by layer on the golden model's
     inputs: float32 rounding of a BN output of order 1 (conv sums of up to 4608 terms, relative
     error ~1e-7 each) is far below 1e-4, so a code may differ from the golden (exact) code only
@@ -233,35 +307,29 @@ def test_float32_layers_differ_from_golden_only_at_near_ties(torch):
     near-ties are rare. (End to end, a moved code feeds the next layers: with these random
     weights one conv1 flip in 400k grows to a few percent of deconv2's codes, so float32
     end-to-end outputs are not compared code by code; float64 ones are, above.)"""
-    from models.golden import apply_input_op
-    from models.ops import concat_channels
-    from models.thresholds import batch_norm
     from train.export import export_weights
-    cfg = _cfg("lmflownet_d3_96x128.yaml")
+    cfg = _cfg(name)
     frames, _ = _frames(cfg, 2, seed=5)
     m = _random_model(torch, cfg, frames, seed=3)
     golden = QuantizedModel(cfg, export_weights(m))
     g = golden.run(frames, keep_tensors=True)
-    decision = activation_code_thresholds()
     for layer in build_layers(cfg):
         if layer.output != OUT_CODES:
             continue
-        xin = apply_input_op(layer.input_op, concat_channels(
-            [golden.dequantize(i, g.tensors[i]) for i in layer.inputs]))
+        xin = _golden_input(golden, g, layer)
         with torch.no_grad():
             got = m.layer_forward(layer, torch.from_numpy(xin).permute(0, 3, 1, 2).float())
         codes = np.rint(_nchw_to_nhwc(got) / (2 / 3))
-        plan = golden.plans[layer.name]
-        y = batch_norm(plan.pre_activation(xin), eps=cfg.bn_eps, **plan.bn)
-        near = np.min(np.abs(y[..., None] - decision), axis=-1) < 1e-4
+        near = _decision_distance(cfg, golden, layer, xin) < 1e-4
         mismatch = codes != g.tensors[layer.name]
         assert near[mismatch].all(), layer.name
         assert mismatch.mean() < 1e-4, layer.name
 
 
-def test_float_export_matches_float_model(torch, tmp_path):
+@pytest.mark.parametrize("name", ["lmflownet_d3_96x128.yaml", "lmflownet_d3_96x128_float_ends.yaml"])
+def test_float_export_matches_float_model(torch, tmp_path, name):
     from train.export import export_weights
-    cfg = _cfg("lmflownet_d3_96x128.yaml")
+    cfg = _cfg(name)
     frames, _ = _frames(cfg, 2)
     m = _random_model(torch, cfg, frames)
     m.mode = "float"
@@ -277,8 +345,58 @@ def test_float_export_matches_float_model(torch, tmp_path):
     for layer in build_layers(cfg):
         assert np.allclose(_nchw_to_nhwc(out["tensors"][layer.name]), tensors[layer.name],
                            rtol=1e-9, atol=1e-9), layer.name
+        if layer.flow_codes:
+            assert np.allclose(_nchw_to_nhwc(out[layer.name]), tensors[f"{layer.name}:flow"], rtol=1e-9, atol=1e-9)
     assert np.allclose(_nchw_to_nhwc(out["flow"]), flow, rtol=1e-6, atol=1e-4)
     assert np.abs(flow).max() > 1.0
+
+
+def test_convert_float_ends_reproduces_the_float_inputs(torch, tmp_path):
+    """The fully quantized starting point made from float-ends weights: away from the zero-padded
+    borders its float model's conv1 equals the source's on 4-bit input, upsample_flow3 on the
+    flow codes of f equals the source's on f (|f| <= R), and predict_flow2 undoes cast_conv's new
+    batch norm."""
+    from models.conv import conv_float
+    from models.ops import upsample_nearest
+    from models.thresholds import batch_norm, flow_quantizer_input
+    from train.export import convert_float_ends, main
+    fcfg, qcfg = _cfg("lmflownet_tiny_float_ends.yaml"), _cfg("lmflownet_tiny.yaml")
+    from models.generate import random_weights
+    fw = random_weights(fcfg, seed=4)
+    frames, _ = _frames(fcfg, 2)
+    qw = convert_float_ends(fw, fcfg, qcfg, frames)
+    centre = ((frames >> 4) * 16 + 8).astype(np.uint8)
+    _, ft = FloatModel(fcfg, fw).run(centre, keep_tensors=True)
+    _, qt = FloatModel(qcfg, qw).run(frames, keep_tensors=True)
+    inner = (slice(None), slice(1, -1), slice(1, -1))
+    assert np.allclose(ft["conv1"][inner], qt["conv1"][inner], rtol=1e-5, atol=1e-5)
+    assert not np.allclose(ft["conv1"], qt["conv1"], rtol=1e-5, atol=1e-5)      # the borders differ
+
+    def bn_out(p, x):
+        p = {k: v.astype(np.float64) for k, v in p.items()}
+        return batch_norm(conv_float(x, p["weight"], p.get("bias")), gamma=p["gamma"], beta=p["beta"],
+                          mean=p["mean"], var=p["var"], eps=fcfg.bn_eps)
+
+    f = np.random.default_rng(5).uniform(-0.74, 0.74, (1, 4, 6, 2))
+    codes = np.clip(flow_quantizer_input(f, qcfg.flow_range, qcfg.flow_codes), 0, 2)
+    a = bn_out(fw["upsample_flow3"], upsample_nearest(f, 2))
+    b = bn_out(qw["upsample_flow3"], upsample_nearest(codes, 2))
+    assert np.allclose(a[inner], b[inner], rtol=1e-5, atol=1e-5)
+    z = np.random.default_rng(6).normal(size=(1, 8, 12, 26))
+    y = batch_norm(z, **{k: qw["cast_conv"][k].astype(np.float64) for k in ("gamma", "beta", "mean", "var")},
+                   eps=qcfg.bn_eps)
+    src, dst = fw["predict_flow2"], qw["predict_flow2"]
+    assert np.allclose(conv_float(z, src["weight"], src["bias"])[inner],
+                       conv_float(y, dst["weight"], dst["bias"])[inner], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="needs a float-ends source and a quantized-ends destination"):
+        convert_float_ends(qw, qcfg, qcfg, frames)
+    with pytest.raises(ValueError, match="two divisions of one network"):
+        convert_float_ends(fw, fcfg, load_network_config(), frames)
+    # the command line
+    save_weights(tmp_path / "f.npz", fw, fcfg)
+    assert main([str(tmp_path / "f.npz"), str(tmp_path / "q.npz"), "--config",
+                 os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"), "--pairs", "2"]) == 0
+    assert load_weights(tmp_path / "q.npz")[1] == qcfg
 
 
 def test_import_weights_round_trip(torch):
@@ -404,7 +522,8 @@ def test_lr_schedule(torch):
 def test_shipped_weights_load_by_default_and_are_trained():
     weights, cfg, meta = load_default_weights()
     assert default_weights_path().endswith(os.path.join("models", "weights", "lmflownet_d3_96x128.npz"))
-    assert cfg == load_network_config()
+    # the shipped files are version-1 files of the float-ends division
+    assert cfg == load_network_config(float_ends_config_path()) and cfg.ends == "float"
     for key in ("command", "seed", "iterations", "wall_time_s", "metrics"):
         assert key in meta, key
     fweights, fcfg, fmeta = load_default_float_weights(cfg)

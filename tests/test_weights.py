@@ -1,12 +1,13 @@
+import json
 import os
 
 import numpy as np
 import pytest
 
-from models.errors import WeightsError
+from models.errors import ConfigError, WeightsError
 from models.generate import random_weights
-from models.network import load_network_config
-from models.weights import load_weights, save_weights
+from models.network import CONFIG_DIR, load_network_config
+from models.weights import MANIFEST_KEY, WEIGHTS_VERSION, load_weights, save_weights
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,8 @@ def test_roundtrip(tmp_path, tiny):
     save_weights(path, w, cfg, meta={"seed": 1})
     w2, cfg2, meta = load_weights(path)
     assert cfg2 == cfg and meta == {"seed": 1}
+    manifest = json.loads(np.load(path)[MANIFEST_KEY].tobytes().decode())
+    assert manifest["version"] == WEIGHTS_VERSION == 2 and manifest["network"]["ends"] == "quantized"
     assert w2.keys() == w.keys()
     for name in w:
         for p in w[name]:
@@ -78,3 +81,55 @@ def test_load_rejects_foreign_and_tampered_files(tmp_path, tiny):
     # loading for another network names the layer that does not fit
     with pytest.raises(WeightsError, match="layer 'conv1': weight must have shape"):
         load_weights(good, load_network_config())
+
+
+def _tiny(name):
+    return load_network_config(os.path.join(CONFIG_DIR, name))
+
+
+def test_shapes_follow_the_division(tmp_path, tiny):
+    cfg, w = tiny
+    assert cfg.ends == "quantized"
+    assert w["conv1"]["weight"].shape == (3, 3, 128, 8) and w["upsample_flow3"]["weight"].shape == (3, 3, 8, 2)
+    assert w["predict_flow3"]["weight"].shape == (3, 3, 32, 2) and w["predict_flow2"]["bias"].shape == (2,)
+    fcfg = _tiny("lmflownet_tiny_float_ends.yaml")
+    fw = random_weights(fcfg, seed=1)
+    assert fw["conv1"]["weight"].shape == (3, 3, 24, 8) and fw["upsample_flow3"]["weight"].shape == (3, 3, 2, 2)
+    save_weights(tmp_path / "f.npz", fw, fcfg)
+    save_weights(tmp_path / "q.npz", w, cfg)
+    # the manifest chooses the division
+    assert load_weights(tmp_path / "f.npz")[1] == fcfg and load_weights(tmp_path / "q.npz")[1] == cfg
+    with pytest.raises(WeightsError, match=r"f.npz: layer 'conv1': weight must have shape \(3, 3, 128, 8\), not "
+                                           r"\(3, 3, 24, 8\) \(network 'lmflownet_tiny' \(16x24, depth 3, "
+                                           r"quantized ends\)\)"):
+        load_weights(tmp_path / "f.npz", cfg)
+    with pytest.raises(WeightsError, match="layer 'predict_flow2': weight must have shape"):
+        save_weights(tmp_path / "x.npz", broken(w, "predict_flow2", "weight",
+                                                np.zeros((3, 3, 26, 8), np.float32)), cfg)
+
+
+def _rewrite_manifest(src, dst, change):
+    arrays = dict(np.load(src))
+    manifest = json.loads(arrays[MANIFEST_KEY].tobytes().decode())
+    change(manifest)
+    arrays[MANIFEST_KEY] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
+    np.savez(dst, **arrays)
+
+
+def test_version_1_files_are_float_ends(tmp_path):
+    fcfg = _tiny("lmflownet_tiny_float_ends.yaml")
+    save_weights(tmp_path / "f.npz", random_weights(fcfg, seed=1), fcfg)
+
+    def as_version_1(m):
+        m["version"] = 1
+        del m["network"]["ends"]            # what version 1 wrote
+
+    _rewrite_manifest(tmp_path / "f.npz", tmp_path / "v1.npz", as_version_1)
+    _, cfg, _ = load_weights(tmp_path / "v1.npz")
+    assert cfg == fcfg and cfg.ends == "float"
+    _rewrite_manifest(tmp_path / "f.npz", tmp_path / "v3.npz", lambda m: m.update(version=3))
+    with pytest.raises(WeightsError, match="v3.npz: manifest version must be one of 1, 2, not 3"):
+        load_weights(tmp_path / "v3.npz")
+    _rewrite_manifest(tmp_path / "f.npz", tmp_path / "bad.npz", lambda m: m["network"].update(ends="half"))
+    with pytest.raises(ConfigError, match="bad.npz: manifest network: ends: must be one of quantized, float"):
+        load_weights(tmp_path / "bad.npz")

@@ -10,6 +10,21 @@ Two modes of the same module (:class:`LMFlowNet`):
   :class:`models.golden.QuantizedModel` in float (the golden model computes the accelerator layers
   with integers and exact thresholds; they agree up to float rounding at near-ties).
 
+With quantized ends (``cfg.ends == "quantized"``) the network is the fully quantized one, in both
+modes:
+
+* the input is the frame pair's thermometer codes as values (:func:`thermometer_input`, the
+  codes of :func:`models.formats.frame_pair_codes` times 2/3, 32 channels a pixel), and conv1 is
+  an ordinary binary layer in ``"quant"`` mode;
+* a flow-code layer (``predict_flow{l}``, ``l > 2``) computes the float flow ``f`` (the loss
+  sees this value, before quantization) and outputs the flow quantizer's codes: the affine map
+  :func:`flow_quantizer_input` followed by the 2-bit activation quantizer with its
+  straight-through estimator (``"quant"``; the gradient passes where ``|f| <= R``) or by
+  ``clip(., 0, 2)`` (``"float"``);
+* ``predict_flow2`` uses multi-plane binary weights ``sum_p beta_p B_p`` (greedy residual
+  binarization, :func:`binarize_weight_planes`) with an identity straight-through gradient; its
+  output is the dequantized flow the host computes from the raw accumulators.
+
 Tensors are NCHW. ``space_to_depth`` follows TensorFlow's channel order (``(dy*2 + dx)*C + c``),
 convolutions are stride 1 with SAME zero padding, upsampling is nearest x2.
 """
@@ -18,11 +33,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.formats import FRAME_CODE_CHANNELS
 from models.network import (INPUT, OP_IDENTITY, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, build_layers)
-from models.quant import ACT_LEVELS, ACT_MAX, ACT_STEP
+from models.quant import ACT_LEVELS, ACT_MAX, ACT_STEP, INPUT_BITS, INPUT_CODES
 
 __all__ = ["LMFlowNet", "space_to_depth", "upsample_nearest", "upsample_flow", "quantize_activation_ste",
-           "binarize_weight_ste", "MODES"]
+           "binarize_weight_ste", "binarize_weight_planes", "weight_planes", "binarize_planes_ste",
+           "thermometer_input", "flow_quantizer_input", "MODES"]
 
 MODES = ("float", "quant")
 
@@ -71,6 +88,64 @@ def binarize_weight_ste(w):
     return w + (binarize_weight(w) - w).detach()
 
 
+def weight_planes(w, planes):
+    """Greedy residual binarization of OIHW weights per output channel, as
+    :func:`models.golden.binarize_weight_planes`: ``R_0 = w``, ``B_p = sign(R_p)`` (``>= 0`` gives
+    +1), ``beta_p = mean |R_p|``, ``R_{p+1} = R_p - beta_p B_p``.
+
+    Returns
+    -------
+    signs : tensor (planes, O, I, kh, kw) of +-1
+    beta : tensor (planes, O)
+    """
+    residual = w
+    signs, betas = [], []
+    for _ in range(planes):
+        beta = residual.abs().mean(dim=(1, 2, 3), keepdim=True)
+        sign = torch.where(residual >= 0, 1.0, -1.0).to(w.dtype)
+        signs.append(sign)
+        betas.append(beta.reshape(-1))
+        residual = residual - sign * beta
+    return torch.stack(signs), torch.stack(betas)
+
+
+def binarize_weight_planes(w, planes):
+    """``sum_p beta_p B_p`` of :func:`weight_planes` (OIHW, the weights' shape)."""
+    signs, betas = weight_planes(w, planes)
+    return (signs * betas[:, :, None, None, None]).sum(dim=0)
+
+
+def binarize_planes_ste(w, planes):
+    """Multi-plane binary weights with an identity (straight-through) gradient."""
+    return w + (binarize_weight_planes(w, planes) - w).detach()
+
+
+def thermometer_input(frames):
+    """Float frames ``(N, 6, H, W)`` (uint8 / 255) -> the values of their thermometer codes,
+    ``(N, 32, H, W)``: channel ``c*5 + i`` is ``clip((v >> 4) - 3i, 0, 3) * 2/3`` of value ``c``
+    (``v`` the uint8 value), channels 30 and 31 are 0, as :func:`models.formats.frame_pair_codes`."""
+    n, c, h, w = frames.shape
+    v = torch.round(frames * 255.0)
+    q = torch.floor(v / float(1 << (8 - INPUT_BITS)))
+    levels = ACT_LEVELS * torch.arange(INPUT_CODES, dtype=frames.dtype, device=frames.device)
+    codes = torch.clamp(q[:, :, None] - levels[None, :, None, None], 0, ACT_LEVELS)
+    codes = codes.reshape(n, c * INPUT_CODES, h, w)
+    pad = frames.new_zeros(n, FRAME_CODE_CHANNELS - c * INPUT_CODES, h, w)
+    return torch.cat([codes, pad], dim=1) * ACT_STEP
+
+
+def flow_quantizer_input(f, flow_range, flow_codes):
+    """``(N, C, H, W) -> (N, C*K, H, W)``: ``(f_c + R) * K / R - 2i`` in channel ``c*K + i``, the
+    affine map whose 2-bit activation quantizer is the flow quantizer's code ``i``
+    (:func:`models.thresholds.flow_quantizer_input`, same arithmetic)."""
+    n, c, h, w = f.shape
+    k = int(flow_codes)
+    r = float(flow_range)
+    steps = ACT_MAX * torch.arange(k, dtype=f.dtype, device=f.device)
+    a = (f[:, :, None] + r) * (k / r) - steps[None, None, :, None, None]
+    return a.reshape(n, c * k, h, w)
+
+
 class LMFlowNet(nn.Module):
     """LMFlowNet for a :class:`models.network.NetworkConfig`.
 
@@ -82,7 +157,10 @@ class LMFlowNet(nn.Module):
 
     ``forward(frames)`` takes float frames ``(N, 6, H, W)`` in [0, 1] (uint8 / 255) and returns a
     dict ``{"predict_flow{l}": tensor}`` of every flow prediction (in units of
-    ``pixels / flow_scale``), plus ``"flow"``: the final flow in pixels at the input resolution.
+    ``pixels / flow_scale``; a flow-code layer's float flow before quantization), plus
+    ``"flow"``: the final flow in pixels at the input resolution. With ``keep_tensors`` also
+    ``"tensors"``: every layer's output as the next layers see it (a flow-code layer's code
+    values, predict_flow2's flow).
     """
 
     def __init__(self, cfg, mode="float"):
@@ -95,7 +173,7 @@ class LMFlowNet(nn.Module):
         self.convs = nn.ModuleDict()
         self.bns = nn.ModuleDict()
         for layer in self.layers:
-            conv = nn.Conv2d(layer.c_in, layer.c_out, layer.kernel, padding=layer.kernel // 2,
+            conv = nn.Conv2d(layer.c_in, layer.param_out, layer.kernel, padding=layer.kernel // 2,
                              bias=layer.bias)
             nn.init.kaiming_normal_(conv.weight, a=cfg.leaky_relu, nonlinearity="leaky_relu")
             if layer.name.startswith("predict_flow"):
@@ -105,27 +183,48 @@ class LMFlowNet(nn.Module):
                 nn.init.zeros_(conv.bias)
             self.convs[layer.name] = conv
             if layer.bn:
-                self.bns[layer.name] = nn.BatchNorm2d(layer.c_out, eps=cfg.bn_eps, momentum=0.05)
+                self.bns[layer.name] = nn.BatchNorm2d(layer.param_out, eps=cfg.bn_eps, momentum=0.05)
 
     @property
     def flow_names(self):
         """Names of the flow predictions, coarsest first (``predict_flow{D}`` .. ``predict_flow2``)."""
         return [f"predict_flow{lvl}" for lvl in range(self.cfg.depth, 1, -1)]
 
-    def layer_forward(self, layer, x):
+    def conv_forward(self, layer, x):
+        """The layer's convolution (+ bias), with quantized weights in ``"quant"`` mode."""
         conv = self.convs[layer.name]
         quant = self.mode == "quant"
-        w = binarize_weight_ste(conv.weight) if (quant and layer.binary) else conv.weight
-        z = F.conv2d(x, w, conv.bias, padding=layer.kernel // 2)
-        if not layer.bn:
-            return z
-        y = self.bns[layer.name](z)
-        if quant:
-            return quantize_activation_ste(y)
-        return F.leaky_relu(y, self.cfg.leaky_relu)
+        if quant and layer.planes:
+            w = binarize_planes_ste(conv.weight, layer.planes)
+        elif quant and layer.binary:
+            w = binarize_weight_ste(conv.weight)
+        else:
+            w = conv.weight
+        return F.conv2d(x, w, conv.bias, padding=layer.kernel // 2)
+
+    def activation(self, layer, z):
+        """What follows the convolution: BN + activation, the flow quantizer, or nothing."""
+        quant = self.mode == "quant"
+        if layer.bn:
+            y = self.bns[layer.name](z)
+            if quant:
+                return quantize_activation_ste(y)
+            return F.leaky_relu(y, self.cfg.leaky_relu)
+        if layer.flow_codes:
+            a = flow_quantizer_input(z, layer.flow_range, layer.flow_codes)
+            return quantize_activation_ste(a) if quant else torch.clamp(a, 0.0, ACT_MAX)
+        return z
+
+    def layer_forward(self, layer, x):
+        return self.activation(layer, self.conv_forward(layer, x))
+
+    def network_input(self, frames):
+        """The first layer's input: the frames, or their thermometer code values (quantized ends)."""
+        return thermometer_input(frames) if self.cfg.quantized_ends else frames
 
     def forward(self, frames, keep_tensors=False):
-        tensors = {INPUT: frames}
+        tensors = {INPUT: self.network_input(frames)}
+        flows = {}
         for layer in self.layers:
             srcs = [tensors[i] for i in layer.inputs]
             x = srcs[0] if len(srcs) == 1 else torch.cat(srcs, dim=1)
@@ -135,8 +234,11 @@ class LMFlowNet(nn.Module):
                 x = upsample_nearest(x, 2)
             elif layer.input_op != OP_IDENTITY:
                 raise ValueError(f"unknown input operation {layer.input_op!r}")
-            tensors[layer.name] = self.layer_forward(layer, x)
-        out = {name: tensors[name] for name in self.flow_names}
+            z = self.conv_forward(layer, x)
+            if layer.flow_codes:
+                flows[layer.name] = z
+            tensors[layer.name] = self.activation(layer, z)
+        out = {name: flows.get(name, tensors[name]) for name in self.flow_names}
         out["flow"] = upsample_flow(tensors["predict_flow2"] * self.cfg.flow_scale, 4)
         if keep_tensors:
             out["tensors"] = tensors
