@@ -101,27 +101,28 @@ def test_flow_writes_the_flo_and_png_at_the_image_size(capsys, tmp_path, files, 
 
 
 def test_flow_of_the_fully_quantized_network(capsys, tmp_path, files):
-    """Weights of the fully quantized default network run it (the manifest chooses the division),
-    on an accelerator whose activation buffer holds conv1's frame-pair source."""
+    """Weights of the fully quantized default network run it (the manifest chooses the division) on
+    the default accelerator; one whose activation buffer cannot hold conv1's frame-pair source is
+    refused in one line."""
     import yaml
     from models.hwconfig import load_hw_config
     qcfg = load_network_config()
     save_weights(tmp_path / "q.npz", random_weights(qcfg, seed=0), qcfg)
     hw = load_hw_config().to_dict()
-    hw["engine"] = dict(hw.get("engine") or {}, act_buffer_words=8192)
-    (tmp_path / "hw.yaml").write_text(yaml.safe_dump(hw))
+    hw["engine"] = dict(hw.get("engine") or {}, act_buffer_words=4096)
+    (tmp_path / "small.yaml").write_text(yaml.safe_dump(hw))
     out = tmp_path / "out.flo"
-    code, _, err = run(capsys, "flow", files.img1, files.img2, "-o", out, "--weights", tmp_path / "q.npz",
-                       "--hw-config", tmp_path / "hw.yaml")
+    code, _, err = run(capsys, "flow", files.img1, files.img2, "-o", out, "--weights", tmp_path / "q.npz")
     assert code == 0, err
     frames = np.concatenate([np.asarray(Image.open(p).convert("RGB").resize((qcfg.width, qcfg.height),
                                                                             Image.Resampling.BILINEAR))
                              for p in (files.img1, files.img2)], axis=2)
     model = QuantizedModel(qcfg, random_weights(qcfg, seed=0))
     assert np.array_equal(read_flo(out), resize_flow(model.run(frames).flow[0], H, W))
-    # on the default hardware configuration: one line naming the layer
+    # on an activation buffer of 4096 words: one line naming the layer
     assert_error(run(capsys, "flow", files.img1, files.img2, "-o", tmp_path / "x.flo", "--weights",
-                     tmp_path / "q.npz"), 2, r"layer conv1 cannot run on this engine configuration: capacity")
+                     tmp_path / "q.npz", "--hw-config", tmp_path / "small.yaml"), 2,
+                 r"layer conv1 cannot run on this engine configuration: capacity")
     assert not (tmp_path / "x.flo").exists()
 
 

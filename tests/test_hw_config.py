@@ -21,8 +21,8 @@ GOOD = {"name": "t", "pe_count": 4, "simd_lanes": 8, "max_kernel": 3, "max_in_ch
 def test_default():
     cfg = load_hw_config()
     assert cfg.source == default_hw_config_path()
-    assert (cfg.pe_count, cfg.simd_lanes, cfg.max_kernel, cfg.max_in_channels) == (32, 64, 3, 1024)
-    assert cfg.macs_per_cycle == 2048 and cfg.clock_mhz == 100
+    assert (cfg.pe_count, cfg.simd_lanes, cfg.max_kernel, cfg.max_in_channels) == (64, 64, 3, 1024)
+    assert cfg.macs_per_cycle == 4096 and cfg.clock_mhz == 100
     assert cfg.acc_bound == acc_bound(3, 1024) == 27648
     assert cfg.acc_width == 16
     assert cfg.threshold_bits == threshold_bits(27648) == 16
@@ -116,7 +116,7 @@ def test_d4_needs_1024_channels():
         check_network(small, net)
     message = str(e.value)
     assert message.startswith(f"network lm_flownet_4_q_quarter ({net.source}) does not fit "
-                              f"hardware configuration de10nano_p32_s64 (small.yaml)")
+                              f"hardware configuration de10nano_p64_s64 (small.yaml)")
     assert "layer conv4 (3x3x1024, |acc| up to 27648)" in message
     assert "acc bound 27621" in message and "layer conv3 " not in message
 
@@ -142,9 +142,9 @@ def test_kernel_too_large():
 
 def test_engine_section():
     cfg = load_hw_config()
-    assert cfg.engine == {"act_buffer_words": 4096, "weight_buffer_words": 256, "max_burst": 64}
+    assert cfg.engine == {"act_buffer_words": 8192, "weight_buffer_words": 256, "max_burst": 64}
     kw = cfg.accelerator_kwargs()
-    assert (kw["pe_count"], kw["simd_lanes"], kw["acc_bound"], kw["act_buffer_words"]) == (32, 64, 27648, 4096)
+    assert (kw["pe_count"], kw["simd_lanes"], kw["acc_bound"], kw["act_buffer_words"]) == (64, 64, 27648, 8192)
     assert set(kw) == set(ENGINE_PARAM_FIELDS)
     small = HardwareConfig.from_dict(dict(GOOD, pe_count=8, engine={"max_burst": 8}))
     assert small.accelerator_kwargs()["max_burst"] == 8

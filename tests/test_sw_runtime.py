@@ -2,6 +2,7 @@
 divisions of the network (float ends: three host layers; quantized ends: the frame pair in, one
 descriptor list, predict_flow2's accumulators out)."""
 
+import dataclasses
 import sys
 import types
 
@@ -156,13 +157,14 @@ def test_quantized_ends_bad_descriptor_names_the_layer(qmodel, frames):
         rt.run(frames[0])
 
 
-def test_the_default_engine_cannot_hold_the_quantized_conv1(qmodel):
+def test_an_engine_too_small_for_the_quantized_conv1(qmodel):
     """conv1's frame-pair source, stored after space_to_depth, is 6144 activation-buffer words at
-    96x128 on the 64-lane engine; the default configuration has 4096."""
+    96x128 on the 64-lane engine: the default configuration has 8192, one of 4096 is refused."""
+    small = dataclasses.replace(PARAMS, act_buffer_words=4096)
     with pytest.raises(ConfigError, match=r"layer conv1 cannot run on this engine configuration: capacity error "
-                                          r"\(P=32, S=64\): its source needs 6144 activation-buffer words "
+                                          r"\(P=64, S=64\): its source needs 6144 activation-buffer words "
                                           r"\(the design has 4096\)"):
-        FlowRuntime(qmodel, GoldenTransport(PARAMS), PARAMS)
+        FlowRuntime(qmodel, GoldenTransport(small), small)
 
 
 def test_constants_are_written_once(model):
