@@ -25,7 +25,7 @@ property; a test checks that they equal the constants here, which the gateware b
                      load(weight words) if a next tile exists)
     drain      = SEQUENCER_LATENCY + (popcount_stages + 2) + THRESHOLD_LATENCY
                  + WRITER_LATENCY + WRITE_FIFO_LATENCY + 1
-    load(n)    = latency + n + 2
+    load(n)    = latency + n + 3
 
 with ``c = G_in * k * k`` the beats of one pixel, ``N`` the output pixels, ``R`` the bus words of
 one pixel's result in this tile (1 for codes; the tile's share of the raw accumulators, padded
@@ -85,7 +85,7 @@ def descriptor_phases(desc, params=None):
     dict
         ``fixed``: control cycles that move no data (NEXT, DECODE, VALIDATE, TILE and RUN of every
         tile, LAYER_END); ``loads``: ``[(what, words)]`` read while the FSM waits (each costs
-        ``latency + 2 + words`` cycles, :func:`load_cycles`); ``tiles``: per output tile
+        ``latency + 3 + words`` cycles, :func:`load_cycles`); ``tiles``: per output tile
         ``(compute, prefetch_words, write_words)``: the COMPUTE cycles the pipeline needs, the
         weight words of the next tile read meanwhile (0 for the last tile) and the bus words the
         tile writes. ``descriptor_cycles = fixed + sum(load_cycles(w)) + sum(max(compute,
@@ -121,8 +121,10 @@ def descriptor_phases(desc, params=None):
 
 
 def load_cycles(words, latency=DEFAULT_LATENCY):
-    """Cycles the FSM waits for a read of ``words`` bus words (command to the last word)."""
-    return latency + words + 2
+    """Cycles the FSM waits for a read of ``words`` bus words (command to the last word): the
+    loader's command register, its request, the memory's latency, the words, the last word's
+    arrival and the loader's done register."""
+    return latency + words + 3
 
 
 def phase_cycles(phases, latency=DEFAULT_LATENCY):

@@ -204,6 +204,12 @@ class ConvEngine(wiring.Component):
         ch_left = Signal(13)                      # output channels not yet covered by earlier tiles
         plane = Signal(range(2 * p.act_buffer_words))
         wt_words = Signal(28)                     # bus words of one tile's weights
+        w_next = Signal(32)                       # the next tile's weights
+        n_tiles_m1 = Signal(12)
+        last_tile = Signal()
+        # The next descriptor's address checks, registered whenever list_base changes.
+        desc_misaligned = Signal()
+        desc_outside = Signal()
         m.d.comb += [
             validator.window_base.eq(win_base),
             validator.window_limit.eq(win_limit),
@@ -247,7 +253,12 @@ class ConvEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
+                    first_end = Signal(34)
+                    m.d.comb += first_end.eq(self.desc_addr + DESCRIPTOR.nbytes)
                     m.d.sync += [
+                        desc_misaligned.eq(self.desc_addr[:log_bus_bytes] != 0),
+                        desc_outside.eq((self.desc_addr < self.window_base)
+                                        | (first_end > self.window_base + self.window_size)),
                         self.busy.eq(1), index.eq(0), count.eq(self.desc_count), list_base.eq(self.desc_addr),
                         win_base.eq(self.window_base), win_limit.eq(self.window_base + self.window_size),
                         self.error_code.eq(ERR_NONE), self.error_index.eq(0), self.error_layer.eq(0),
@@ -255,14 +266,12 @@ class ConvEngine(wiring.Component):
                     ]
                     m.next = "NEXT"
             with m.State("NEXT"):
-                end = Signal(33)
-                m.d.comb += end.eq(list_base + DESCRIPTOR.nbytes)
                 with m.If(index == count):
                     m.d.sync += [self.busy.eq(0), self.finished.eq(1)]
                     m.next = "IDLE"
-                with m.Elif(list_base[:log_bus_bytes] != 0):
+                with m.Elif(desc_misaligned):
                     fail(ERR_ALIGN, 0)
-                with m.Elif((list_base < win_base) | (end > win_limit)):
+                with m.Elif(desc_outside):
                     fail(ERR_ADDRESS, 0)
                 with m.Else():
                     read(TARGET_DESC, list_base, desc_beats)
@@ -285,7 +294,7 @@ class ConvEngine(wiring.Component):
                         fail(validator.error, f.layer_id)
                     with m.Else():
                         m.d.sync += [
-                            tile.eq(0), w_addr.eq(f.weights_addr),
+                            tile.eq(0), w_addr.eq(f.weights_addr), n_tiles_m1.eq(d.n_tiles - 1),
                             t_addr.eq(f.thresholds_addr), tile_dst.eq(f.dst_addr), raw_left.eq(d.raw_beats),
                             ch_left.eq(f.out_channels), wt_words.eq(d.wwt << (ww_beats.bit_length() - 1)),
                         ]
@@ -298,6 +307,8 @@ class ConvEngine(wiring.Component):
                 m.d.sync += [
                     raw_now.eq(Mux(raw_left > tile_beats, tile_beats, raw_left)),
                     lane_mask.eq(Cat(ch_left > c for c in range(P))),
+                    last_tile.eq(tile == n_tiles_m1),
+                    w_next.eq(w_addr + (wt_words << log_bus_bytes)),
                 ]
                 with m.If(tile == 0):
                     # the first tile's weights; the others are prefetched while the previous tile runs
@@ -320,15 +331,15 @@ class ConvEngine(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [seq.start.eq(1), wmaster.start.eq(1)]
-                with m.If(tile != d.n_tiles - 1):
+                with m.If(~last_tile):
                     # prefetch the next tile's weights into the other bank (double buffering)
-                    read(TARGET_WEIGHTS, w_addr + (wt_words << log_bus_bytes), wt_words, bank=~tile[0])
+                    read(TARGET_WEIGHTS, w_next, wt_words, bank=~tile[0])
                 m.next = "COMPUTE"
             with m.State("COMPUTE"):
                 with m.If(~seq.busy & writer.idle & loader.done):
                     m.d.sync += [
                         tile.eq(tile + 1),
-                        w_addr.eq(w_addr + (wt_words << log_bus_bytes)),
+                        w_addr.eq(w_next),
                         t_addr.eq(t_addr + P * rec_bits // 8),
                         raw_left.eq(raw_left - raw_now),
                         ch_left.eq(ch_left - P),
@@ -341,13 +352,18 @@ class ConvEngine(wiring.Component):
                     else:
                         m.d.sync += tile_dst.eq(tile_dst + Mux(d.raw, P * p.acc_bits // 8,
                                                                validator.pixels << log_bus_bytes))
-                    with m.If(tile == d.n_tiles - 1):
+                    with m.If(last_tile):
                         m.next = "LAYER_END"
                     with m.Else():
                         m.next = "TILE"
             with m.State("LAYER_END"):
+                next_base = Signal(33)
+                next_end = Signal(34)
+                m.d.comb += [next_base.eq(list_base + DESCRIPTOR.nbytes), next_end.eq(next_base + DESCRIPTOR.nbytes)]
                 m.d.sync += [self.layer_done.eq(1), index.eq(index + 1), done_index.eq(index),
-                             list_base.eq(list_base + DESCRIPTOR.nbytes)]
+                             list_base.eq(next_base),
+                             desc_misaligned.eq(next_base[:log_bus_bytes] != 0),
+                             desc_outside.eq((next_base < win_base) | (next_end > win_limit))]
                 m.next = "LAYER_GAP"
             with m.State("LAYER_GAP"):
                 m.d.sync += layer_cyc.eq(0)

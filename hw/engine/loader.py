@@ -54,9 +54,10 @@ def thermometer_word(m, word, simd_lanes):
 class Loader(wiring.Component):
     """Read bursts for one region at a time and the routing of the data read.
 
-    A command (``cmd`` with ``cmd_valid``) starts a read of ``words`` bus words at ``addr``,
-    issued as bursts of at most ``max_burst`` beats back to back; ``done`` is high when every
-    word of the last command has arrived (and when idle). Read data is never back-pressured: it
+    A command (``cmd`` with ``cmd_valid``; registered first) starts a read of ``words`` bus
+    words at ``addr``, issued as bursts of at most ``max_burst`` beats back to back; ``done``
+    falls in the cycle after the command and is high again when every word has arrived (and
+    when idle). Read data is never back-pressured: it
     goes into its target register in the cycle it arrives, into the weight buffer one cycle
     later and into the activation buffer two cycles later (the write address is computed in two
     register stages).
@@ -176,15 +177,20 @@ class Loader(wiring.Component):
         rx_next = Signal.like(rx_left)
         m.d.comb += [rq_next.eq(Mux(accepted, rq_left - rq_burst, rq_left)),
                      rx_next.eq(Mux(self.rd.readdatavalid, rx_left - 1, rx_left))]
-        m.d.sync += done.eq(~self.cmd_valid & (rq_next == 0) & (rx_next == 0))
-        with m.If(self.cmd_valid):
+        # A command is registered before it is carried out: the FSM's choice of a command and the
+        # loader's counters are a register apart.
+        cmd = Signal.like(self.cmd)
+        cmd_valid = Signal()
+        m.d.sync += [cmd.eq(self.cmd), cmd_valid.eq(self.cmd_valid)]
+        m.d.sync += done.eq(~self.cmd_valid & ~cmd_valid & (rq_next == 0) & (rx_next == 0))
+        with m.If(cmd_valid):
             m.d.sync += [
-                rq_addr.eq(self.cmd.addr), rq_left.eq(self.cmd.words), rx_left.eq(self.cmd.words),
-                rx_index.eq(0), target.eq(self.cmd.target), frames.eq(self.cmd.frames),
+                rq_addr.eq(cmd.addr), rq_left.eq(cmd.words), rx_left.eq(cmd.words),
+                rx_index.eq(0), target.eq(cmd.target), frames.eq(cmd.frames),
                 col.eq(0), cols_m1.eq(self.act_cols - 1), cols_m2.eq(self.act_cols - 2),
                 last_col.eq(self.act_cols == 1), row_base.eq(0), row_addr.eq(0), odd_row.eq(0),
                 plane2.eq(self.act_plane << 1), plane3.eq((self.act_plane << 1) + self.act_plane),
-                wt_word.eq(Cat(Const(0, len(wt_word) - 1), self.cmd.bank)), chunk.eq(0),
+                wt_word.eq(Cat(Const(0, len(wt_word) - 1), cmd.bank)), chunk.eq(0),
             ]
 
         data_in = self.rd.readdata
