@@ -1,9 +1,11 @@
-"""cocotb test: the whole accelerator segment of the default LMFlowNet, bit for bit.
+"""cocotb test: every accelerator layer of an LMFlowNet (the default: the fully quantized network,
+frame pair in), bit for bit.
 
 The program compiled by the host layer (:func:`sw.program.compile_program`) runs from the
-registers, data through the memory model: the host-produced tensors (conv1, upsample_flow3)
-come from the golden quantized pass, every accelerator tensor is compared with it element by
-element, and the per-layer cycle counters are written to ``LMF_NET_RESULTS`` (JSON).
+registers, data through the memory model: the frame-pair image (quantized ends) or the
+host-produced tensors (float ends: conv1, upsample_flow3) come from the golden quantized pass,
+every accelerator tensor is compared with it element by element, and the per-layer cycle
+counters are written to ``LMF_NET_RESULTS`` (JSON).
 """
 
 import json
@@ -14,6 +16,7 @@ import cocotb
 import numpy as np
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
+from models.network import INPUT
 from models.cycles import ideal_cycles, list_cycles
 from sw.program import HostLayer, Segment, compile_program
 
@@ -36,7 +39,7 @@ def first_difference(name, expected, got):
 
 
 @cocotb.test()
-async def test_default_network(dut):
+async def test_network(dut):
     tb = AcceleratorTB(dut)
     stall = int(os.environ.get("LMF_NET_STALL", "0"))
     memory = MemorySettings(stall_pct=stall, gap_pct=stall, latency_min=int(os.environ.get("LMF_NET_LATENCY", "8")),
@@ -49,6 +52,9 @@ async def test_default_network(dut):
     prog = compile_program(model, tb.params, base=tb.base)
     image = np.zeros(tb.size, dtype=np.uint8)
     image[:prog.size] = prog.constants
+    if INPUT in prog.placements:                   # the accelerator reads the frame pair itself
+        addr, data = prog.pack_tensor(INPUT, frames[0])
+        image[addr - tb.base:addr - tb.base + len(data)] = np.frombuffer(data, np.uint8)
     results = {"layers": {}, "segments": [], "latency": memory.latency_min, "stall_pct": stall,
                "pe_count": tb.params.pe_count, "simd_lanes": tb.params.simd_lanes}
     t0 = time.perf_counter()

@@ -11,12 +11,11 @@ pytestmark = pytest.mark.sim
 
 
 @pytest.mark.skipif(simulator_missing("verilator") is not None, reason=str(simulator_missing("verilator")))
-def test_default_network_bit_exact_and_cycle_exact(monkeypatch):
-    # the float-ends division: the RTL engine reads no frame-pair source
-    from models.network import float_ends_config_path
-    monkeypatch.setenv("LMF_NET_CONFIG", float_ends_config_path())
+def test_default_network_bit_exact_and_cycle_exact():
+    """The fully quantized default network: the frame pair in, every layer on the accelerator."""
     results = run_network()
-    assert set(results["layers"]) == {"conv2", "conv3", "conv3_1", "predict_flow3", "deconv2", "cast_conv"}
+    assert set(results["layers"]) == {"conv1", "conv2", "conv3", "conv3_1", "predict_flow3", "upsample_flow3",
+                                      "deconv2", "cast_conv", "predict_flow2"}
     for seg in results["segments"]:
         assert seg["total_cycles"] == seg["model_total_cycles"]
     for layer in results["layers"].values():
