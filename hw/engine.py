@@ -115,7 +115,7 @@ class ConvEngine(wiring.Component):
             "busy": Out(1),
             "finished": Out(1),
             "error_code": Out(8),
-            "error_index": Out(8),
+            "error_index": Out(16),
             "error_layer": Out(8),
             "layer_done": Out(1),
             "layer_index": Out(8),
