@@ -80,12 +80,18 @@ def descriptor_cycles(desc, params=None, *, latency=DEFAULT_LATENCY):
             compute = wwt + drain + (pixels - 1) * max(wwt, raw_beats) + raw_beats + 1
         else:
             compute = pixels * wwt + drain
+        streamed = compute
         if wwt == 1 and pixels > 1 and (not raw or raw_beats == 1):
             # measured: when every beat both starts and ends a sum, the PE array's pipeline
             # inserts two bubble cycles once per tile
             compute += 2
         if t < tiles - 1:
-            compute = max(compute, _load(n_weights, latency))
+            prefetch = _load(n_weights, latency)
+            if not raw and prefetch == streamed + 1:
+                # measured: a prefetch whose last beat lands one cycle after the last output
+                # costs one more cycle (its completion and the drain's meet in one cycle)
+                prefetch += 1
+            compute = max(compute, prefetch)
         cycles += compute
     return cycles + 1
 

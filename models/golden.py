@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .conv import conv_float, conv_w1a2_direct
-from .network import (INPUT, OP_IDENTITY, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, OUT_CODES, OUT_FLOAT,
-                      OUT_RAW, build_layers)
+from .network import INPUT, OP_IDENTITY, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, OUT_CODES, OUT_FLOAT, build_layers
 from .ops import concat_channels, space_to_depth, upsample_nearest
 from .quant import ACT_STEP, binarize_weights, dequantize_activations, dequantize_weights, quantize_activations
 from .thresholds import apply_thresholds, batch_norm, fold_thresholds

@@ -32,7 +32,7 @@ import math
 
 import numpy as np
 
-from .quant import ACT_LEVELS, ACT_STEP
+from .quant import ACT_LEVELS
 
 __all__ = [
     "DIR_INCREASING", "DIR_DECREASING", "DIR_CONSTANT", "DEFAULT_BN_EPS",

@@ -46,7 +46,7 @@ from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, pack_threshol
 from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
 __all__ = ["RTL_FRAME_PAIRS", "rtl_frame_pairs", "FuzzLayout", "FuzzList", "FuzzStats", "make_layout",
-           "fill_image", "draw_list", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
+           "fill_image", "draw_list", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
            "GuardedMemory", "CHECK_ORDER"]
 
 #: Draw frame-pair sources (``src_format`` 1) in RTL fuzzing. Off until the RTL engine reads
@@ -281,6 +281,33 @@ def fill_image(rng, layout):
     return image
 
 
+def prepare_operands(image, mem_base, f, params):
+    """Make the memory a valid descriptor reads obey the formats' padding rules, which the engine
+    relies on (``docs/formats.md``): source lanes past the channel count hold code 0, and the
+    threshold records of a tile's channels past ``O`` are constant 0. (The model ignores both;
+    the engine computes with them.) Random pool bytes break these rules; fix them in place."""
+    s, p = params.simd_lanes, params.pe_count
+    bus = params.bus_bytes
+    if f["src_format"] == 0 and f["src_channels"] % s:
+        groups = _ceil(f["src_channels"], s)
+        words = f["src_height"] * f["src_width"]
+        keep = f["src_channels"] % s
+        plane_bytes = s // 8
+        mask = np.zeros(plane_bytes, dtype=np.uint8)
+        for bit in range(keep):
+            mask[bit // 8] |= 1 << (bit % 8)
+        start = f["src_addr"] - mem_base + (groups - 1) * words * bus
+        last = image[start:start + words * bus].reshape(words, 2, plane_bytes)
+        last &= mask
+    if f["output_mode"] == 0 and f["out_channels"] % p:
+        layout = params.threshold_layout
+        pad = np.frombuffer(layout.to_bytes(layout.pack(t0=0, t1=0, t2=0, direction=DIR_CONSTANT, constant=0)),
+                            np.uint8)
+        first = f["thresholds_addr"] - mem_base
+        for c in range(f["out_channels"], _ceil(f["out_channels"], p) * p):
+            image[first + c * layout.nbytes:first + (c + 1) * layout.nbytes] = pad
+
+
 class GuardedMemory:
     """A memory image indexed by device address (as :func:`models.engine.execute_program` indexes
     memory) that records every access and every access outside the window.
@@ -421,7 +448,8 @@ def _valid_fields(rng, layout, frames):
         if r < 0.15:
             f["src_addr"] = layout.src[0]
             label += ":src-at-pool-start"
-        elif r < 0.35 and sizes["src"] <= layout.dst[1]:
+        elif r < 0.35 and sizes["src"] <= layout.dst[1] and (use_frames or cs % s == 0):
+            # earlier outputs hold garbage in the lanes past their channels: whole groups only
             f["src_addr"] = _aligned(rng, layout.dst[0], layout.dst[0] + layout.dst[1] - sizes["src"], bus)
             label += ":src-from-outputs"
         else:

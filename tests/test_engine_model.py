@@ -13,7 +13,7 @@ from models.ops import space_to_depth
 from models.errors import ConfigError
 from models.formats import pack_weights_tiled, unpack_weights_tiled
 from models.regmap import REG, REGISTERS, REGMAP_BYTES
-from sw.program import HostLayer, Segment, compile_program
+from sw.program import HostLayer, compile_program
 
 PARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=4096,
                       weight_buffer_words=256)

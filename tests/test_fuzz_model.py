@@ -14,7 +14,8 @@ import pytest
 from models.engine import (ADDRESS_SPACE, DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, ERROR_NAMES, Descriptor,
                            EngineParams, execute_program, validate_descriptor, window_end)
 from sim.descriptor_fuzz import (CHECK_ORDER, FuzzStats, GuardedMemory, _break, _valid_fields, draw_list,
-                                 fill_image, make_layout, spec_failures, spec_regions)
+                                 fill_image, make_layout, prepare_operands, spec_failures,
+                                 spec_regions)
 
 CONFIGS = {
     "p8_s16": EngineParams(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 128, act_buffer_words=1024,
@@ -54,6 +55,8 @@ def fuzz_model(params, placement, lists, seed):
             for i, f in enumerate(fl.fields):
                 a = start + i * DESCRIPTOR.nbytes - layout.mem_base
                 image[a:a + DESCRIPTOR.nbytes] = np.frombuffer(Descriptor(f, params).to_bytes(), np.uint8)
+                if fl.labels[i].startswith("valid"):
+                    prepare_operands(image, layout.mem_base, f, params)
             # what the list must do, from the specification alone
             want = (ERR_NONE, fl.count)
             if fl.desc_addr % bus:
