@@ -46,7 +46,7 @@ from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, pack_threshol
 from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
 __all__ = ["RTL_FRAME_PAIRS", "rtl_frame_pairs", "FuzzLayout", "FuzzList", "FuzzStats", "make_layout",
-           "fill_image", "draw_list", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
+           "fill_image", "draw_list", "edge_lists", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
            "GuardedMemory", "CHECK_ORDER"]
 
 #: Draw frame-pair sources (``src_format`` 1) in RTL fuzzing. Off until the RTL engine reads
@@ -650,9 +650,12 @@ def draw_list(rng, layout, *, frames, desc_addr, max_valid=2, p_invalid=0.8):
         below = layout.window[0] - DESCRIPTOR.nbytes * int(rng.integers(1, 3))
         return FuzzList(below, [], ["list:below-window"], 1)
     if r < 0.10 and layout.dst[0] + layout.dst[1] + 4 * DESCRIPTOR.nbytes <= layout.window_end:
-        # a list whose descriptors run past the window's end: the last ones are never fetched
-        start = (layout.window_end - DESCRIPTOR.nbytes * len(fields)) // bus * bus
-        return FuzzList(start, fields, labels + ["list:past-window-end"], len(fields) + 1)
+        # a list whose descriptors run past the window's end: the one that starts at the end, or
+        # one that starts inside and straddles it, is never fetched
+        straddle = bus * int(rng.integers(0, DESCRIPTOR.nbytes // bus))
+        start = (layout.window_end - DESCRIPTOR.nbytes * len(fields)) // bus * bus - straddle
+        label = "list:straddles-window-end" if straddle else "list:past-window-end"
+        return FuzzList(start, fields, labels + [label], len(fields) + 1)
     if rng.random() < p_invalid:
         f, label = _invalid_fields(rng, layout, frames)
         fields.append(f)
@@ -662,3 +665,45 @@ def draw_list(rng, layout, *, frames, desc_addr, max_valid=2, p_invalid=0.8):
         fields.append(f)
         labels.append(label)
     return FuzzList(desc_addr, fields, labels, len(fields))
+
+
+def edge_lists(rng, layout, *, frames, desc_addr, slot):
+    """Directed lists, one descriptor each where it matters, for every edge of the window:
+    each operand alone starting one bus word below the window, ending one bus word past its end,
+    or wrapping past ``2**32``; a valid descriptor whose output ends exactly at the window's end;
+    and the list-level edges (misaligned, below the window, starting at its end, straddling it).
+    ``desc_addr`` and ``slot``: where the one-descriptor lists go, one slot each."""
+    p = layout.params
+    bus = p.bus_bytes
+    out = []
+    addr = desc_addr
+    for operand in _OPERANDS:
+        for way in ("below", "past-end", "wrap"):
+            for _ in range(50):
+                f, _ = _valid_fields(rng, layout, frames)
+                if operand != "thresholds" or f["output_mode"] == 0:
+                    break
+            nbytes = spec_regions(f, p)[operand][1]
+            base, end = layout.window[0], layout.window_end
+            where = {"below": base - bus, "past-end": (end - nbytes) // bus * bus + bus,
+                     "wrap": ADDRESS_SPACE - max(bus, nbytes // 2 // bus * bus)}[way]
+            if not 0 <= where < ADDRESS_SPACE:
+                continue
+            g = dict(f, **{_ADDR_FIELD[operand]: where})
+            if spec_failures(g, p, layout.window) != [ERR_ADDRESS]:
+                continue
+            out.append(FuzzList(addr, [g], [f"address:{operand}-{way}"], 1))
+            addr += slot
+    f, label = _valid_fields(rng, layout, frames)
+    dst_end = layout.dst[0] + layout.dst[1]
+    f["dst_addr"] = dst_end - spec_regions(f, p)["dst"][1]
+    if dst_end == layout.window_end and not spec_failures(f, p, layout.window):
+        out.append(FuzzList(addr, [f], ["valid:dst-at-window-end"], 1))
+        addr += slot
+    out.append(FuzzList(addr + int(rng.integers(1, bus)), [], ["list:misaligned"], 1))
+    out.append(FuzzList(layout.window[0] - DESCRIPTOR.nbytes, [], ["list:below-window"], 1))
+    if layout.dst[0] + layout.dst[1] + 4 * DESCRIPTOR.nbytes <= layout.window_end:
+        out.append(FuzzList(layout.window_end % ADDRESS_SPACE, [], ["list:past-window-end"], 1))
+        out.append(FuzzList(layout.window_end - DESCRIPTOR.nbytes // 2 // bus * bus, [],
+                            ["list:straddles-window-end"], 1))
+    return out, addr

@@ -14,6 +14,8 @@ Writes ``build/mutate.json`` and the table between the ``mutation-table`` marker
 ::
 
     python -m sim.mutate [--only ID ...] [--list] [--no-baseline] [--no-doc]
+
+``--only`` runs some mutations and merges their results into those of the last full run.
 """
 
 import argparse
@@ -197,9 +199,15 @@ def main(argv=None):
     except ChecklistError as e:
         print(f"mutate: error: {e}", file=sys.stderr)
         return 2
+    if args.only and RESULTS.exists():
+        # a partial run updates its entries of the last full run
+        order = [m["id"] for m in load_checklist()]
+        merged = {r["id"]: r for r in json.loads(RESULTS.read_text())}
+        merged.update({r["id"]: r for r in results})
+        results = [merged[i] for i in order if i in merged]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1))
-    if not args.no_doc and not args.only:
+    if not args.no_doc:
         write_doc(results)
     bad = [r["id"] for r in results if r["status"] != "caught"]
     print(f"{len(results) - len(bad)} of {len(results)} mutations caught" + (f"; not caught: {bad}" if bad else ""))

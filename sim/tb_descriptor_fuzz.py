@@ -32,8 +32,8 @@ from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, Desc
 
 from .accel_cases import describe_mismatch
 from .accel_tb import AcceleratorTB, MemorySettings, sim_report as report
-from .descriptor_fuzz import (FuzzStats, GuardedMemory, cycle_budget, draw_list, expected_beats, fill_image,
-                              make_layout, prepare_operands, rtl_frame_pairs)
+from .descriptor_fuzz import (FuzzStats, GuardedMemory, cycle_budget, draw_list, edge_lists, expected_beats,
+                              fill_image, make_layout, prepare_operands, rtl_frame_pairs)
 
 LISTS_PER_IMAGE = 24
 
@@ -76,18 +76,19 @@ async def test_descriptor_fuzz(dut):
                  f"+0x{layout.window[1]:x}, {memory}, P={params.pe_count} S={params.simd_lanes})")
         image_index += 1
         image = fill_image(rng, layout)
-        lists = []
-        slot = 4 * DESCRIPTOR.nbytes
-        for i in range(min(LISTS_PER_IMAGE, layout.lists[1] // slot)):
-            fl = draw_list(rng, layout, frames=frames, desc_addr=layout.lists[0] + i * slot, max_valid=1,
-                           p_invalid=0.85)
+        slot = 2 * DESCRIPTOR.nbytes       # at most one valid and one invalid descriptor a list
+        # every edge of the window once per image, then random lists
+        lists, cursor = edge_lists(rng, layout, frames=frames, desc_addr=layout.lists[0], slot=slot)
+        for i in range(min(LISTS_PER_IMAGE, (layout.lists[0] + layout.lists[1] - cursor) // slot)):
+            fl = draw_list(rng, layout, frames=frames, desc_addr=cursor + i * slot, max_valid=1, p_invalid=0.85)
+            lists.append(fl)
+        for fl in lists:
             start = fl.desc_addr // bus * bus
             for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):
                 off = start + j * DESCRIPTOR.nbytes - mem_base
                 image[off:off + DESCRIPTOR.nbytes] = np.frombuffer(Descriptor(f, params).to_bytes(), np.uint8)
                 if label.startswith("valid"):
                     prepare_operands(image, mem_base, f, params)
-            lists.append(fl)
         model = GuardedMemory(image.copy(), mem_base, layout.window)
         dut.mem_base.value = mem_base
         tb.base = mem_base

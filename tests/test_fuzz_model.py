@@ -13,7 +13,7 @@ import pytest
 
 from models.engine import (ADDRESS_SPACE, DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, ERROR_NAMES, Descriptor,
                            EngineParams, execute_program, validate_descriptor, window_end)
-from sim.descriptor_fuzz import (CHECK_ORDER, FuzzStats, GuardedMemory, _break, _valid_fields, draw_list,
+from sim.descriptor_fuzz import (CHECK_ORDER, FuzzStats, GuardedMemory, _break, _valid_fields, draw_list, edge_lists,
                                  fill_image, make_layout, prepare_operands, spec_failures,
                                  spec_regions)
 
@@ -45,12 +45,15 @@ def fuzz_model(params, placement, lists, seed):
         batch += 1
         image = fill_image(rng, layout)
         memory = GuardedMemory(image, layout.mem_base, layout.window)
-        cursor = layout.lists[0]
-        for _ in range(40):
-            if cursor + 4 * DESCRIPTOR.nbytes > layout.lists[0] + layout.lists[1]:
-                break
-            fl = draw_list(rng, layout, frames=True, desc_addr=cursor)
-            cursor += 4 * DESCRIPTOR.nbytes
+        edges, cursor = edge_lists(rng, layout, frames=True, desc_addr=layout.lists[0], slot=4 * DESCRIPTOR.nbytes)
+        for n in range(40):
+            if n < len(edges):
+                fl = edges[n]
+            else:
+                if cursor + 4 * DESCRIPTOR.nbytes > layout.lists[0] + layout.lists[1]:
+                    break
+                fl = draw_list(rng, layout, frames=True, desc_addr=cursor)
+                cursor += 4 * DESCRIPTOR.nbytes
             start = fl.desc_addr // bus * bus
             for i, f in enumerate(fl.fields):
                 a = start + i * DESCRIPTOR.nbytes - layout.mem_base
