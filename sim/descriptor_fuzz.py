@@ -46,7 +46,7 @@ from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, pack_threshol
 from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
 __all__ = ["RTL_FRAME_PAIRS", "rtl_frame_pairs", "FuzzLayout", "FuzzList", "FuzzStats", "make_layout",
-           "fill_image", "draw_list", "edge_lists", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
+           "fill_image", "draw_list", "edge_lists", "overlap", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
            "GuardedMemory", "CHECK_ORDER"]
 
 #: Draw frame-pair sources (``src_format`` 1) in RTL fuzzing. Off until the RTL engine reads
@@ -118,7 +118,8 @@ def spec_error(f, params, window):
     window : tuple of int
         ``(base, size)``; a window reaching past ``2**32`` ends there.
     """
-    return spec_failures(f, params, window)[0] if spec_failures(f, params, window) else ERR_NONE
+    failures = spec_failures(f, params, window)
+    return failures[0] if failures else ERR_NONE
 
 
 def spec_failures(f, params, window):
@@ -707,3 +708,10 @@ def edge_lists(rng, layout, *, frames, desc_addr, slot):
         out.append(FuzzList(layout.window_end - DESCRIPTOR.nbytes // 2 // bus * bus, [],
                             ["list:straddles-window-end"], 1))
     return out, addr
+
+
+def overlap(a, b, bus):
+    """Whether the descriptors two :class:`FuzzList` s write to memory overlap."""
+    sa, sb = a.desc_addr // bus * bus, b.desc_addr // bus * bus
+    ea, eb = sa + len(a.fields) * DESCRIPTOR.nbytes, sb + len(b.fields) * DESCRIPTOR.nbytes
+    return sa < eb and sb < ea

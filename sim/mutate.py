@@ -117,7 +117,7 @@ def run_tests(tree, tests, timeout):
         return "timeout", time.perf_counter() - t0, "", ""
     elapsed = time.perf_counter() - t0
     out = proc.stdout + proc.stderr
-    failed = re.findall(r"^FAILED (\S+)", out, re.M)
+    failed = re.findall(r"^FAILED (.+?)(?: - .*)?$", out, re.M)
     status = {0: "passed", 1: "failed"}.get(proc.returncode, "error")
     return status, elapsed, failed[0] if failed else "", "\n".join(out.splitlines()[-15:])
 

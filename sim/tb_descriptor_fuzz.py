@@ -33,7 +33,7 @@ from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, Desc
 from .accel_cases import describe_mismatch
 from .accel_tb import AcceleratorTB, MemorySettings, sim_report as report
 from .descriptor_fuzz import (FuzzStats, GuardedMemory, cycle_budget, draw_list, edge_lists, expected_beats,
-                              fill_image, make_layout, prepare_operands, rtl_frame_pairs)
+                              fill_image, make_layout, overlap, prepare_operands, rtl_frame_pairs)
 
 LISTS_PER_IMAGE = 24
 
@@ -67,9 +67,10 @@ async def test_descriptor_fuzz(dut):
     stats = FuzzStats()
     t0 = time.perf_counter()
     image_index = 0
+    low_base = tb.base
     while stats.descriptors < target:
         top = image_index % 4 in (1, 2)
-        mem_base = ADDRESS_SPACE - tb.size if top else tb.base
+        mem_base = ADDRESS_SPACE - tb.size if top else low_base
         layout = make_layout(params, mem_base, tb.size, wrap_window=top, list_tail=image_index % 3 == 0)
         memory, exact = _memory_for(rng, image_index)
         where = (f"image {image_index} (memory 0x{mem_base:08x}+0x{tb.size:x}, window 0x{layout.window[0]:08x}"
@@ -81,7 +82,8 @@ async def test_descriptor_fuzz(dut):
         lists, cursor = edge_lists(rng, layout, frames=frames, desc_addr=layout.lists[0], slot=slot)
         for i in range(min(LISTS_PER_IMAGE, (layout.lists[0] + layout.lists[1] - cursor) // slot)):
             fl = draw_list(rng, layout, frames=frames, desc_addr=cursor + i * slot, max_valid=1, p_invalid=0.85)
-            lists.append(fl)
+            if not any(overlap(fl, other, bus) for other in lists):     # two lists past the window's end
+                lists.append(fl)
         for fl in lists:
             start = fl.desc_addr // bus * bus
             for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):

@@ -13,7 +13,7 @@ import pytest
 
 from models.engine import (ADDRESS_SPACE, DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, ERROR_NAMES, Descriptor,
                            EngineParams, execute_program, validate_descriptor, window_end)
-from sim.descriptor_fuzz import (CHECK_ORDER, FuzzStats, GuardedMemory, _break, _valid_fields, draw_list, edge_lists,
+from sim.descriptor_fuzz import (CHECK_ORDER, FuzzStats, GuardedMemory, _break, _valid_fields, draw_list, edge_lists, overlap,
                                  fill_image, make_layout, prepare_operands, spec_failures,
                                  spec_regions)
 
@@ -46,6 +46,7 @@ def fuzz_model(params, placement, lists, seed):
         image = fill_image(rng, layout)
         memory = GuardedMemory(image, layout.mem_base, layout.window)
         edges, cursor = edge_lists(rng, layout, frames=True, desc_addr=layout.lists[0], slot=4 * DESCRIPTOR.nbytes)
+        placed = []
         for n in range(40):
             if n < len(edges):
                 fl = edges[n]
@@ -54,6 +55,9 @@ def fuzz_model(params, placement, lists, seed):
                     break
                 fl = draw_list(rng, layout, frames=True, desc_addr=cursor)
                 cursor += 4 * DESCRIPTOR.nbytes
+                if any(overlap(fl, other, bus) for other in placed):     # two lists past the window's end
+                    continue
+            placed.append(fl)
             start = fl.desc_addr // bus * bus
             for i, f in enumerate(fl.fields):
                 a = start + i * DESCRIPTOR.nbytes - layout.mem_base

@@ -22,7 +22,7 @@ from models.regmap import REG
 from sim.accel_cases import build_case, describe_mismatch, random_layer
 from sim.amaranth_accel import AcceleratorSim
 from sim.descriptor_fuzz import (GuardedMemory, cycle_budget, draw_list, edge_lists, expected_beats, fill_image,
-                                 make_layout, prepare_operands)
+                                 make_layout, overlap, prepare_operands)
 
 TINY = dict(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 64, act_buffer_words=256, weight_buffer_words=64,
             popcount_stages=1, max_burst=8)
@@ -78,8 +78,9 @@ def _fuzz(placement, lists, seed, max_valid):
     drawn, cursor = edge_lists(rng, layout, frames=False, desc_addr=layout.lists[0], slot=slot)
     assert cursor + lists * slot <= layout.lists[0] + layout.lists[1]
     for i in range(lists):
-        drawn.append(draw_list(rng, layout, frames=False, desc_addr=cursor + i * slot, max_valid=max_valid,
-                               p_invalid=0.9))
+        fl = draw_list(rng, layout, frames=False, desc_addr=cursor + i * slot, max_valid=max_valid, p_invalid=0.9)
+        if not any(overlap(fl, other, BUS) for other in drawn):
+            drawn.append(fl)
     for fl in drawn:
         start = fl.desc_addr // BUS * BUS
         for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):
