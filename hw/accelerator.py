@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from .avalon import ReadMasterSignature, SlaveSignature, WriteMasterSignature
 from .engine import ConvEngine
@@ -69,7 +69,6 @@ class Accelerator(wiring.Component):
             regs.error_code.eq(engine.error_code),
             regs.error_index.eq(engine.error_index),
             regs.error_layer.eq(engine.error_layer),
-            regs.layer_index.eq(engine.layer_index),
             regs.layer_cycles.eq(engine.layer_cycles),
             self.busy.eq(engine.busy | regs.start),
         ]

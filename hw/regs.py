@@ -1,6 +1,6 @@
 """The accelerator's register file: the Avalon-MM slave of :mod:`models.regmap`, driving the engine."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,10 +31,18 @@ class RegisterFile(wiring.Component):
     start : ``Out(1)``
         One-cycle start pulse to the engine (not sent while the engine is busy; such a start sets
         ``STATUS.start_ignored`` instead).
-    desc_addr, desc_count, window_base, window_size : ``Out``
+    desc_addr, desc_count, window_base : ``Out``
+        As written to ``DESC_ADDR``, ``DESC_COUNT`` and ``WINDOW_BASE``.
+    window_size : ``Out(32)``
+        ``WINDOW_SIZE``, cut so that the window ends at ``2**32`` at the latest
+        (:func:`models.engine.window_end`): the engine's end-of-region comparison then never sees
+        a window that wraps around the address space. The register reads back as written.
     busy, finished, layer_done : ``In(1)``
-        From the engine.
-    error_code, error_index, error_layer, layer_index : ``In(8)``
+        From the engine; ``layer_done`` pulses once per completed descriptor, in list order, and
+        its ``layer_cycles`` go to ``LAYER_CYCLES<n>`` for the ``n``-th descriptor of the list
+        (the first ``MAX_LAYER_COUNTERS``; later descriptors are only counted in ``LAYERS_DONE``).
+    error_code, error_layer : ``In(8)``
+    error_index : ``In(16)``
     layer_cycles : ``In(32)``
     """
 
@@ -53,9 +61,8 @@ class RegisterFile(wiring.Component):
             "finished": In(1),
             "layer_done": In(1),
             "error_code": In(8),
-            "error_index": In(8),
+            "error_index": In(REG["ERROR"].field("index").width),
             "error_layer": In(8),
-            "layer_index": In(8),
             "layer_cycles": In(32),
         })
 
@@ -73,7 +80,7 @@ class RegisterFile(wiring.Component):
         done = Signal()
         error = Signal()
         start_ignored = Signal()
-        layers_done = Signal(16)
+        layers_done = Signal(REG["DESC_COUNT"].field("count").width)
         total = Signal(32)
         layer_cyc = [Signal(32, name=f"layer_cycles{i}") for i in range(MAX_LAYER_COUNTERS)]
 
@@ -83,10 +90,18 @@ class RegisterFile(wiring.Component):
         with m.If(self.finished):
             m.d.sync += [done.eq(1), error.eq(self.error_code != 0)]
         with m.If(self.layer_done):
+            # layers_done is the list index of the descriptor that just completed
             m.d.sync += layers_done.eq(layers_done + 1)
             for i in range(MAX_LAYER_COUNTERS):
-                with m.If(self.layer_index == i):
+                with m.If(layers_done == i):
                     m.d.sync += layer_cyc[i].eq(self.layer_cycles)
+
+        window_size = Signal(32)
+        window_end = Signal(33)
+        m.d.comb += [
+            window_end.eq(self.window_base + window_size),
+            self.window_size.eq(Mux(window_end[32], -self.window_base, window_size)),
+        ]
 
         with m.If(bus.write):
             with m.Switch(bus.address):
@@ -97,7 +112,7 @@ class RegisterFile(wiring.Component):
                 with m.Case(word("WINDOW_BASE")):
                     m.d.sync += self.window_base.eq(bus.writedata)
                 with m.Case(word("WINDOW_SIZE")):
-                    m.d.sync += self.window_size.eq(bus.writedata)
+                    m.d.sync += window_size.eq(bus.writedata)
                 with m.Case(word("CTRL")):
                     with m.If(bus.writedata[CTRL_CLEAR.lsb]):
                         m.d.sync += [done.eq(0), error.eq(0), start_ignored.eq(0)]
@@ -119,17 +134,15 @@ class RegisterFile(wiring.Component):
         ]
         err = REG["ERROR"]
         error_word = Signal(32)
-        m.d.comb += [
-            error_word[err.field("code").lsb:][:8].eq(self.error_code),
-            error_word[err.field("index").lsb:][:8].eq(self.error_index),
-            error_word[err.field("layer_id").lsb:][:8].eq(self.error_layer),
-        ]
+        for name, value in (("code", self.error_code), ("index", self.error_index), ("layer_id", self.error_layer)):
+            f = err.field(name)
+            m.d.comb += error_word[f.lsb:f.lsb + f.width].eq(value)
         with m.If(bus.read):
             with m.Switch(bus.address):
                 values = {
                     "ID": ID_MAGIC, "VERSION": VERSION, "CONFIG": self._config, "STATUS": status,
                     "ERROR": error_word, "DESC_ADDR": self.desc_addr, "DESC_COUNT": self.desc_count,
-                    "WINDOW_BASE": self.window_base, "WINDOW_SIZE": self.window_size,
+                    "WINDOW_BASE": self.window_base, "WINDOW_SIZE": window_size,
                     "LAYERS_DONE": layers_done, "TOTAL_CYCLES": total,
                 }
                 for name, value in values.items():

@@ -44,7 +44,7 @@ __all__ = [
     "ERR_ALIGN", "ERR_ADDRESS", "ERR_FORMAT", "ERROR_NAMES", "SRC_CODES", "SRC_FRAMES", "FRAME_SIMD_LANES",
     "Descriptor", "validate_descriptor",
     "execute_descriptor", "execute_program", "row_stride", "act_buffer_words_needed", "raw_channels",
-    "raw_tensor_bytes",
+    "raw_tensor_bytes", "window_end", "ADDRESS_SPACE",
 ]
 
 #: input_op field values.
@@ -101,6 +101,20 @@ def raw_tensor_bytes(height, width, out_channels, params):
     """Bytes of a raw-accumulator tensor (``models.formats.pack_accumulators`` layout with
     :func:`raw_channels` channels)."""
     return int(height) * int(width) * raw_channels(out_channels, params) * params.acc_bits // 8
+
+
+#: Device addresses are 32 bits: a window reaching past this ends here (see :func:`window_end`).
+ADDRESS_SPACE = 1 << 32
+
+
+def window_end(window):
+    """First byte address past a memory window ``(base, size)``.
+
+    A window that would reach past the 32-bit address space ends at ``2**32``: the engine's
+    addresses do not wrap around to the bottom of memory, so a region that would is outside.
+    """
+    base, size = window
+    return min(base + size, ADDRESS_SPACE)
 
 
 def _power_of_two(x):
@@ -293,7 +307,8 @@ def validate_descriptor(desc, window=None):
     format (a frame-pair source with another input operation than space_to_depth, other than 32
     channels, or on a configuration whose ``S`` is not in :data:`FRAME_SIMD_LANES`), capacity (source words with rows padded to a power of two; weight words of one tile),
     overflow (``3*k*k*c_in`` beyond the design's bound), alignment of every region to the bus
-    word, and the window (every region inside ``[base, base + size)``).
+    word, and the window (every region inside ``[base, base + size)``, the window ending at
+    ``2**32`` at the latest: :func:`window_end`).
 
     Parameters
     ----------
@@ -325,9 +340,9 @@ def validate_descriptor(desc, window=None):
     if any(addr % p.bus_bytes for addr, _ in regions.values()):
         return ERR_ALIGN
     if window is not None:
-        base, size = window
+        base, end = window[0], window_end(window)
         for addr, nbytes in regions.values():
-            if addr < base or addr + nbytes > base + size:
+            if addr < base or addr + nbytes > end:
                 return ERR_ADDRESS
     return ERR_NONE
 
@@ -403,7 +418,7 @@ def execute_program(memory, desc_addr, count, params, window=None):
         a = desc_addr + i * DESCRIPTOR.nbytes
         if a % params.bus_bytes:
             return ERR_ALIGN, i
-        if window is not None and (a < window[0] or a + DESCRIPTOR.nbytes > window[0] + window[1]):
+        if window is not None and (a < window[0] or a + DESCRIPTOR.nbytes > window_end(window)):
             return ERR_ADDRESS, i
         if a + DESCRIPTOR.nbytes > len(memory):
             return ERR_ADDRESS, i

@@ -17,7 +17,6 @@ import numpy as np
 from .golden import LayerPlan, QuantizedModel, apply_input_op, network_input
 from .network import INPUT, build_layers
 from .ops import concat_channels
-from .thresholds import apply_thresholds, fold_thresholds
 from .conv import conv_w1a2_direct
 
 __all__ = ["random_frame_pairs", "random_weights"]

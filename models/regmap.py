@@ -13,8 +13,9 @@ __all__ = ["Register", "BitField", "REGISTERS", "REG", "ID_MAGIC", "VERSION", "M
 
 #: The ID register's value: ASCII "LMFN".
 ID_MAGIC = 0x4C4D464E
-#: Register-map / descriptor-format version (major << 16 | minor).
-VERSION = (1 << 16) | 1
+#: Register-map / descriptor-format version (major << 16 | minor). 1.2: ERROR.index is 16 bits
+#: (as DESC_COUNT), ERROR.layer_id moved to bits 31:24.
+VERSION = (1 << 16) | 2
 #: Number of per-layer cycle counters.
 MAX_LAYER_COUNTERS = 16
 
@@ -70,13 +71,16 @@ REGISTERS = (
     Register("STATUS", 0x10, "r", "status", (STATUS_BUSY, STATUS_DONE, STATUS_ERROR, STATUS_START_IGNORED)),
     Register("ERROR", 0x14, "r", "why the last list stopped", (
         BitField("code", 0, 8, "models.engine.ERR_* code (0: none)"),
-        BitField("index", 8, 8, "index of the descriptor in the list"),
-        BitField("layer_id", 16, 8, "layer_id field of that descriptor"),
+        BitField("index", 8, 16, "index of the descriptor in the list (as wide as DESC_COUNT)"),
+        BitField("layer_id", 24, 8, "layer_id field of that descriptor"),
     )),
     Register("DESC_ADDR", 0x18, "rw", "byte address of the first descriptor (bus-word aligned)"),
-    Register("DESC_COUNT", 0x1C, "rw", "number of descriptors in the list"),
+    Register("DESC_COUNT", 0x1C, "rw", "number of descriptors in the list", (
+        BitField("count", 0, 16, "descriptors (0 .. 65535)"),
+    )),
     Register("WINDOW_BASE", 0x20, "rw", "lowest byte address the engine may access"),
-    Register("WINDOW_SIZE", 0x24, "rw", "size in bytes of the window the engine may access"),
+    Register("WINDOW_SIZE", 0x24, "rw", "size in bytes of the window the engine may access (a window "
+                                        "reaching past 2**32 ends there: addresses never wrap)"),
     Register("LAYERS_DONE", 0x28, "r", "descriptors completed in the current / last list"),
     Register("TOTAL_CYCLES", 0x2C, "r", "clock cycles from start to done of the last list"),
 ) + tuple(

@@ -1,9 +1,11 @@
-"""Random and directed single-layer cases for the accelerator, built only from models/.
+"""Random and directed single-layer cases for the accelerator.
 
 A case is a memory image (descriptors, tiled weights, threshold records, source tensors, a
 pre-filled destination) and a descriptor list; the expected memory after the run comes from the
 functional model :func:`models.engine.execute_program` on a copy of the same image, so the
-comparison covers every byte the engine writes, and every byte it must not.
+comparison covers every byte the engine writes, and every byte it must not. The image is laid
+out with the bit-by-bit packers of :mod:`sim.reference_packer`, not with :mod:`models.formats`
+(which the model unpacks with), so a packing bug cannot cancel out.
 """
 
 from dataclasses import dataclass
@@ -13,13 +15,13 @@ import numpy as np
 from models.board import BUFFER_ALIGN
 from models.conv import conv_w1a2_direct
 from models.engine import (DESCRIPTOR, FRAME_SIMD_LANES, OP_CODES, OUTPUT_CODES, OUTPUT_RAW, SRC_FRAMES,
-                           Descriptor, ERROR_NAMES,
-                           act_buffer_words_needed, execute_program, raw_channels, raw_tensor_bytes,
-                           validate_descriptor)
-from models.formats import (FRAME_CODE_CHANNELS, FRAME_COLORS, channel_groups, frame_pair_codes,
-                            pack_activations, pack_frame_pair, pack_thresholds_tiled, pack_weights_tiled, tiles)
+                           Descriptor, act_buffer_words_needed, execute_program, raw_channels, raw_tensor_bytes)
+from models.formats import FRAME_CODE_CHANNELS, FRAME_COLORS, channel_groups, frame_pair_codes, tiles
 from models.ops import space_to_depth, upsample_nearest
 from models.thresholds import DIR_CONSTANT, DIR_CONSTANT_ALT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
+
+from .reference_packer import (pack_activations_ref, pack_frame_pair_ref, pack_thresholds_tiled_ref,
+                               pack_weights_tiled_ref)
 
 __all__ = ["LayerCase", "random_layer", "build_case", "describe_mismatch", "OP_NAMES"]
 
@@ -79,19 +81,28 @@ def _random_table(rng, acc, acc_bound):
     return ThresholdTable(th, direction, const, acc_bound)
 
 
-def random_layer(rng, params, *, max_hw=8, frames=None):
+def random_layer(rng, params, *, max_hw=8, kernel=None, op=None, raw=None, frames=None):
     """A random layer that fits the engine (shape, buffers, accumulator bound).
 
-    ``frames``: True for a frame-pair source, False for codes, None (default) to draw it (a frame
-    pair now and then where the configuration takes them).
+    ``kernel``, ``op`` (an input_op code) and ``raw`` fix the layer's kind; the shapes stay random.
+    ``frames``: True for a frame-pair source (space_to_depth), False for codes, None (default) to
+    draw it (a frame pair now and then where the configuration takes them and the kind allows).
+
+    Raises
+    ------
+    RuntimeError
+        If no layer of that kind fits the engine configuration (naming the kind).
     """
     s, p = params.simd_lanes, params.pe_count
+    want = (kernel, op, raw)
+    want_frames = frames
     if frames is None:
-        frames = params.simd_lanes in FRAME_SIMD_LANES and rng.random() < 0.15
+        frames = (params.simd_lanes in FRAME_SIMD_LANES and op in (None, OP_CODES["space_to_depth"])
+                  and rng.random() < 0.15)
     for _ in range(1000):
-        kernel = int(rng.choice([1, 3]))
-        op = int(rng.choice(list(OP_CODES.values())))
-        raw = bool(rng.random() < 0.35)
+        kernel = int(rng.choice([1, 3])) if want[0] is None else want[0]
+        op = int(rng.choice(list(OP_CODES.values()))) if want[1] is None else want[1]
+        raw = bool(rng.random() < 0.35) if want[2] is None else bool(want[2])
         if frames:
             op = OP_CODES["space_to_depth"]
             hs, ws = 2 * int(rng.integers(1, max_hw // 2 + 1)), 2 * int(rng.integers(1, max_hw // 2 + 1))
@@ -126,7 +137,9 @@ def random_layer(rng, params, *, max_hw=8, frames=None):
         if not raw:
             case.table = _random_table(rng, conv_w1a2_direct(case.conv_input(), signs), params.acc_bound)
         return case
-    raise RuntimeError("no random layer fits this engine configuration")
+    kind = ", ".join(f"{n}={v}" for n, v in zip(("kernel", "op", "raw", "frames"), want + (want_frames,))
+                     if v is not None) or "any kind"
+    raise RuntimeError(f"no random layer ({kind}) fits this engine configuration ({params})")
 
 
 def build_case(rng, params, layers, base, size, layer_ids=None):
@@ -161,17 +174,17 @@ def build_case(rng, params, layers, base, size, layer_ids=None):
         k, _, cin, o = layer.signs.shape
         if layer.frames:
             cs = FRAME_CODE_CHANNELS
-            src = pack_frame_pair(layer.codes).reshape(-1)
+            src = pack_frame_pair_ref(layer.codes)
         else:
-            src = pack_activations(layer.codes, params.simd_lanes).reshape(-1)
+            src = pack_activations_ref(layer.codes, params.simd_lanes)
         src_off = alloc(src.size)
         image[src_off:src_off + src.size] = src
-        wt = pack_weights_tiled(layer.signs, params.pe_count, params.simd_lanes).reshape(-1)
+        wt = pack_weights_tiled_ref(layer.signs, params.pe_count, params.simd_lanes)
         w_off = alloc(wt.size)
         image[w_off:w_off + wt.size] = wt
         t_off = 0
         if not layer.raw:
-            th = pack_thresholds_tiled(layer.table, params.pe_count, params.threshold_layout).reshape(-1)
+            th = pack_thresholds_tiled_ref(layer.table, params.pe_count, params.acc_bound)
             t_off = alloc(th.size)
             image[t_off:t_off + th.size] = th
         fields = dict(kernel=k, input_op=layer.op, output_mode=OUTPUT_RAW if layer.raw else OUTPUT_CODES,

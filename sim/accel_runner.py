@@ -86,10 +86,12 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
                      build_args=build_args, parameters=parameters, timescale=("1ns", "1ps"), waves=waves,
                      log_file=build_dir / "build.log")
         stamp.write_text(digest)
-    report_file = build_dir / "mismatch.txt"
+    # one set of exchange files per test module: modules sharing a build can run side by side
+    tag = module.rsplit(".", 1)[-1]
+    memfile, dumpfile = build_dir / f"memory-{tag}.hex", build_dir / f"memory_out-{tag}.hex"
+    report_file = build_dir / f"mismatch-{tag}.txt"
     report_file.unlink(missing_ok=True)
-    params = dict(engine, mem_base=mem_base, mem_depth=mem_depth, memfile=str(build_dir / "memory.hex"),
-                  dumpfile=str(build_dir / "memory_out.hex"))
+    params = dict(engine, mem_base=mem_base, mem_depth=mem_depth, memfile=str(memfile), dumpfile=str(dumpfile))
     env = {"LMF_ACC_PARAMS": json.dumps(params), "LMF_SIM_REPORT": str(report_file),
            "PYTHONWARNINGS": "error::DeprecationWarning", **(extra_env or {})}
     log_file = build_dir / f"{module.rsplit('.', 1)[-1]}.log"
@@ -100,8 +102,7 @@ def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=
                               build_dir=build_dir, test_dir=build_dir, test_filter=tests, seed=seed,
                               extra_env=env, waves=waves, log_file=log_file,
                               timescale=("1ns", "1ps") if sim == "icarus" else None,
-                              plusargs=[f"+MEMFILE={build_dir / 'memory.hex'}",
-                                        f"+DUMPFILE={build_dir / 'memory_out.hex'}"])
+                              plusargs=[f"+MEMFILE={memfile}", f"+DUMPFILE={dumpfile}"])
     except (SystemExit, RuntimeError) as e:
         failed = e
     else:

@@ -4,6 +4,11 @@
 simulated memory (``sim/hdl/avalon_memory.v``) through ``$readmemh``/``$writememh`` files, and
 waits for the engine with one trigger per run: Python never runs per cycle during a layer.
 
+The memory model checks every burst against the memory window (``set_window``; :meth:`run_list`
+sets it to the window it programs): an access outside it fails the run by itself
+(:class:`WindowViolation`, raised by :meth:`run_list` and :meth:`check_window`), whatever else the
+test checks. An engine still busy when a run's cycle budget is spent raises :class:`EngineHang`.
+
 The testbench top (``sim/hdl/tb_accelerator.v``) and the accelerator's parameters come from the
 environment the launcher (:mod:`sim.accel_runner`) sets: ``LMF_ACC_PARAMS`` (JSON of the engine
 parameters, memory base and depth).
@@ -17,16 +22,34 @@ from pathlib import Path
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
 
 from models.engine import EngineParams
 from models.hwconfig import ENGINE_PARAM_FIELDS
 from models.regmap import (CTRL_CLEAR, CTRL_START, REG, STATUS_BUSY, STATUS_DONE, STATUS_ERROR,
                            STATUS_START_IGNORED)
 
-__all__ = ["AcceleratorTB", "MemorySettings", "accel_params_from_env", "CLOCK_NS"]
+__all__ = ["AcceleratorTB", "MemorySettings", "WindowViolation", "EngineHang", "accel_params_from_env", "CLOCK_NS",
+           "sim_report"]
 
 CLOCK_NS = 10
+
+
+def sim_report(msg):
+    """Append a mismatch report to ``$LMF_SIM_REPORT`` (the launcher shows it); returns ``msg``."""
+    path = os.environ.get("LMF_SIM_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(msg + "\n")
+    return msg
+
+
+class WindowViolation(AssertionError):
+    """The memory model saw an access outside the memory window."""
+
+
+class EngineHang(AssertionError):
+    """The engine was still busy when the run's cycle budget was spent."""
 
 
 def accel_params_from_env():
@@ -73,11 +96,32 @@ class AcceleratorTB:
         for sig in (d.csr_address, d.csr_read, d.csr_write, d.csr_writedata, d.mem_load, d.mem_dump):
             sig.value = 0
         d.mem_base.value = self.base
+        self.set_window(self.base, self.size)
         self.set_memory(memory or MemorySettings())
         d.rst.value = 1
         await ClockCycles(d.clk, 3)
         d.rst.value = 0
         await RisingEdge(d.clk)
+
+    def set_window(self, base, size):
+        """The window the memory model holds the engine to (normally the one in the registers)."""
+        self.dut.mem_win_base.value = base & 0xFFFFFFFF
+        self.dut.mem_win_size.value = size & 0xFFFFFFFF
+
+    def check_window(self, context=""):
+        """Raise :class:`WindowViolation` (with a report) if the engine accessed memory outside the
+        window since reset."""
+        d = self.dut
+        if int(d.mem_win_fault.value):
+            kind = "write" if int(d.mem_win_fault_write.value) else "read"
+            msg = (f"{context}: memory {kind} outside the window 0x{d.mem_win_base.value.to_unsigned():08x}"
+                   f"+0x{d.mem_win_size.value.to_unsigned():x}: {int(d.mem_win_fault_beats.value)} beats at "
+                   f"0x{d.mem_win_fault_addr.value.to_unsigned():08x}")
+            raise WindowViolation(sim_report(msg))
+
+    def beats(self):
+        """``(read beats, write beats)`` the memory has accepted since reset."""
+        return self.dut.mem_rd_beats.value.to_unsigned(), self.dut.mem_wr_beats.value.to_unsigned()
 
     def set_memory(self, settings):
         d = self.dut
@@ -150,22 +194,35 @@ class AcceleratorTB:
         raw = np.frombuffer(binascii.unhexlify("".join(words)), dtype=np.uint8)
         return np.ascontiguousarray(raw.reshape(-1, self.bus_bytes)[:, ::-1].reshape(-1))
 
-    async def run_list(self, desc_addr, count, window=None, timeout_cycles=5_000_000):
-        """Program the registers, start, wait for the end; returns a dict of the status registers."""
+    async def run_list(self, desc_addr, count, window=None, timeout_cycles=5_000_000, context=None):
+        """Program the registers, start, wait for the end; returns a dict of the status registers.
+
+        The memory model holds the engine to the same window. Raises :class:`WindowViolation` if
+        the engine accessed memory outside it, :class:`EngineHang` if it is still busy after
+        ``timeout_cycles``.
+        """
         base, size = window if window is not None else (self.base, self.size)
+        context = context or f"descriptor list at 0x{desc_addr:08x} ({count} descriptors)"
+        self.set_window(base, min(base + size, 1 << 32) - base)
         await self.write_reg("WINDOW_BASE", base)
         await self.write_reg("WINDOW_SIZE", size)
         await self.write_reg("DESC_ADDR", desc_addr)
         await self.write_reg("DESC_COUNT", count)
         await self.write_reg("CTRL", 1 << CTRL_START.lsb)
-        await self.wait_idle(timeout_cycles)
+        await self.wait_idle(timeout_cycles, context)
+        self.check_window(context)
         return await self.status()
 
-    async def wait_idle(self, timeout_cycles=5_000_000):
+    async def wait_idle(self, timeout_cycles=5_000_000, context="run"):
         d = self.dut
         await RisingEdge(d.clk)
         if int(d.busy.value):
-            await with_timeout(FallingEdge(d.busy), timeout_cycles * CLOCK_NS, "ns")
+            try:
+                await with_timeout(FallingEdge(d.busy), timeout_cycles * CLOCK_NS, "ns")
+            except SimTimeoutError:
+                self.check_window(context)
+                raise EngineHang(sim_report(f"{context}: the engine is still busy after {timeout_cycles} cycles "
+                                            f"(its budget)")) from None
         await ClockCycles(d.clk, 2)
 
     async def status(self):
@@ -183,6 +240,7 @@ class AcceleratorTB:
         out["layer_cycles"] = [await self.read_reg(f"LAYER_CYCLES{i}")
                                for i in range(min(out["layers_done"], 16))]
         out["fault"] = int(self.dut.mem_fault.value)
+        out["window_fault"] = int(self.dut.mem_win_fault.value)
         return out
 
     async def clear(self):

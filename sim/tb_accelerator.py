@@ -15,17 +15,17 @@ from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR
 from models.regmap import CTRL_START
 
 from .accel_cases import build_case, describe_mismatch, random_layer
-from .accel_tb import AcceleratorTB, MemorySettings
+from .accel_tb import AcceleratorTB, MemorySettings, sim_report as report
 
 CASES = int(os.environ.get("LMF_ACC_CASES", "10"))
 
 
-def report(msg):
-    path = os.environ.get("LMF_SIM_REPORT")
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(msg + "\n")
-    return msg
+def check_status(status, context, **expected):
+    """Assert that the status registers hold ``expected`` (field: value); the report names every
+    field that differs, with both values, and the whole status."""
+    wrong = {k: (status.get(k), v) for k, v in expected.items() if status.get(k) != v}
+    assert not wrong, report(f"{context}\n  status registers: " + ", ".join(
+        f"{k} is {got}, expected {want}" for k, (got, want) in wrong.items()) + f"; all: {status}")
 
 
 def save_images(expected, got, descs):
@@ -56,7 +56,7 @@ async def run_and_check(tb, rng, layers, memory, label):
     assert (status["error_code"], status["layers_done"]) == (err, idx), report(
         f"{ctx}\n  status: error {ERROR_NAMES.get(status['error_code'])} after {status['layers_done']} layers, "
         f"expected error {ERROR_NAMES[err]} after {idx}")
-    assert status["done"] == 1 and status["busy"] == 0 and status["error"] == int(err != ERR_NONE)
+    check_status(status, ctx, done=1, busy=0, error=int(err != ERR_NONE), start_ignored=0, window_fault=0)
     return status
 
 
@@ -84,10 +84,9 @@ async def test_every_layer_kind(dut):
     for kernel in (1, 3):
         for op in (0, 1, 2):
             for raw in (False, True):
-                for _ in range(200):
-                    layer = random_layer(rng, tb.params)
-                    if (layer.kernel, layer.op, layer.raw) == (kernel, op, raw):
-                        break
+                layer = random_layer(rng, tb.params, kernel=kernel, op=op, raw=raw)
+                assert (layer.kernel, layer.op, layer.raw) == (kernel, op, raw), report(
+                    f"asked for a layer k={kernel} op={op} raw={raw}, got {layer.describe()}")
                 await run_and_check(tb, rng, [layer], MemorySettings(latency_min=1, latency_max=1),
                                     f"kind k={kernel} op={op} raw={raw}")
 
@@ -140,7 +139,7 @@ async def test_error_paths(dut):
                 f"error path '{name}': registers say error {ERROR_NAMES.get(status['error_code'])} at "
                 f"{status['error_index']} (layer {status['error_layer']}), {status['layers_done']} done; "
                 f"expected {ERROR_NAMES[expected_err]} at 1 (layer {bad.layer_id})")
-        assert status["error"] == 1 and status["done"] == 1 and status["busy"] == 0
+        check_status(status, f"error path {name!r}", error=1, done=1, busy=0, start_ignored=0)
 
 
 @cocotb.test()
@@ -159,16 +158,17 @@ async def test_start_while_busy(dut):
     await tb.write_reg("CTRL", 1 << CTRL_START.lsb)
     await tb.write_reg("CTRL", 1 << CTRL_START.lsb)          # while busy
     status = await tb.status()
-    assert status["busy"] == 1 and status["start_ignored"] == 1, report(f"second start not flagged: {status}")
+    check_status(status, "start while busy: just after the second start", busy=1, start_ignored=1)
     await tb.wait_idle()
     status = await tb.status()
     got = (await tb.dump())[:tb.size]
     problem = describe_mismatch(expected, got, descs, tb.base, tb.params)
     assert problem is None, report(f"start while busy: {problem}")
-    assert status["start_ignored"] == 1 and status["layers_done"] == 2 and status["error_code"] == 0
+    check_status(status, "start while busy: after the list", busy=0, done=1, error=0, start_ignored=1,
+                 layers_done=2, error_code=0)
     await tb.clear()
     status = await tb.status()
-    assert (status["start_ignored"], status["done"], status["error"]) == (0, 0, 0)
+    check_status(status, "start while busy: after CTRL.clear", busy=0, done=0, error=0, start_ignored=0)
 
 
 @cocotb.test()
@@ -210,3 +210,34 @@ async def test_descriptor_list_outside_the_window(dut):
             f"{status['error_index']}, expected {ERROR_NAMES[err]}")
         got = (await tb.dump())[:tb.size]
         assert np.array_equal(got, image), report("a list stopped before its fetch changed memory")
+
+
+@cocotb.test()
+async def test_a_long_list(dut):
+    """300 tiny descriptors and a bad one: ERROR.index reads 300 (16 bits, as DESC_COUNT), and
+    LAYER_CYCLES0..15 keep the first 16 descriptors (descriptors 256..271 do not overwrite them)."""
+    from models.cycles import descriptor_cycles
+    tb = AcceleratorTB(dut)
+    await tb.start()
+    rng = np.random.default_rng(17)
+    layer = random_layer(rng, tb.params, max_hw=1, kernel=1, op=0, raw=True)
+    image, desc_addr, descs, _, _ = build_case(rng, tb.params, [layer], tb.base, tb.size)
+    n = 300
+    bad = Descriptor(dict(descs[0].fields, kernel=2, layer_id=77), tb.params)
+    table = np.frombuffer(descs[0].to_bytes() * n + bad.to_bytes(), np.uint8)
+    start = tb.size - table.size
+    image[start:] = table
+    expected = np.concatenate([np.zeros(tb.base, np.uint8), image.copy()])
+    model = execute_program(expected, tb.base + start, n + 1, tb.params, (tb.base, tb.size))
+    assert model == (ERR_KERNEL, n), report(f"long list: the model says {model}")
+    tb.set_memory(MemorySettings(latency_min=2, latency_max=2))
+    await tb.load(image)
+    status = await tb.run_list(tb.base + start, n + 1)
+    check_status(status, "a list of 301 descriptors", error_code=ERR_KERNEL, error_index=n, error_layer=77,
+                 layers_done=n, done=1, busy=0, error=1)
+    one = descriptor_cycles(descs[0], tb.params, latency=2)
+    assert status["layer_cycles"] == [one] * 16, report(
+        f"a list of 301 descriptors: LAYER_CYCLES0..15 {status['layer_cycles']}, each should be {one}")
+    got = (await tb.dump())[:tb.size]
+    problem = describe_mismatch(expected[tb.base:], got, descs, tb.base, tb.params)
+    assert problem is None, report(f"a list of 301 descriptors: {problem}")

@@ -18,7 +18,7 @@ import numpy as np
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
 from models.network import INPUT
 from models.cycles import ideal_cycles, list_cycles
-from sw.program import HostLayer, Segment, compile_program
+from sw.program import HostLayer, compile_program
 
 from .accel_tb import AcceleratorTB, MemorySettings
 

@@ -10,6 +10,14 @@ Every register offset and bit comes from :mod:`models.regmap`. One descriptor li
     poll STATUS until done (busy = 0), within the timeout
     STATUS.error -> ERROR (code, index, layer_id) -> AcceleratorError naming the layer
     LAYERS_DONE, TOTAL_CYCLES, LAYER_CYCLES0..15 -> RunResult
+
+When a list fails (an error, a timeout, a register value that cannot be right), the driver raises
+one error and leaves the device in a known state: if it is not busy, CTRL.clear (STATUS reads 0);
+if it is still busy (a list that timed out), the next :meth:`Accelerator.run` first waits, up to
+the timeout, for that list to end before it starts its own. A STATUS with bits set that the
+register map does not define, an ERROR whose code is unknown or whose index lies outside the
+list, and a LAYERS_DONE beyond the list are reported as unreadable registers (a failed bus read
+returns such values), never taken for results.
 """
 
 from dataclasses import dataclass, field
@@ -19,13 +27,16 @@ from models.engine import ERROR_NAMES
 from models.regmap import (CTRL_CLEAR, CTRL_START, ID_MAGIC, MAX_LAYER_COUNTERS, REG, STATUS_BUSY, STATUS_DONE,
                            STATUS_ERROR, STATUS_START_IGNORED, VERSION)
 
-from .errors import AcceleratorError, AcceleratorTimeoutError, TransportError
+from .errors import AcceleratorError, AcceleratorTimeoutError, HostError, TransportError
 
 __all__ = ["Accelerator", "RunResult", "DeviceInfo", "DEFAULT_TIMEOUT_S"]
 
 #: Default time a descriptor list may take (device time base of the transport).
 DEFAULT_TIMEOUT_S = 2.0
 _ALIGN = BUFFER_ALIGN
+#: Every bit STATUS defines; a read with another bit set is not a status.
+_STATUS_BITS = STATUS_BUSY.mask | STATUS_DONE.mask | STATUS_ERROR.mask | STATUS_START_IGNORED.mask
+_MAX_COUNT = (1 << REG["DESC_COUNT"].field("count").width) - 1
 
 
 @dataclass(frozen=True)
@@ -114,6 +125,7 @@ class Accelerator:
         self._poll = (float(poll_min_s), float(poll_max_s))
         self.program = None
         self._regions = []          # (address, size, name) claimed in the arena
+        self._unfinished = False    # a list timed out and may still be running
         if check:
             self.check()
 
@@ -244,21 +256,40 @@ class Accelerator:
         ------
         AcceleratorError
             If the accelerator is busy before the start, ignored the start, reported an error
-            (the message names the error, the descriptor index and the layer), or stopped early.
+            (the message names the error, the descriptor index and the layer), stopped early, or
+            a register read back a value it cannot hold.
         AcceleratorTimeoutError
-            If done did not come within ``timeout_s``.
+            If done did not come within ``timeout_s`` (or a list that timed out before is still
+            running after another ``timeout_s``).
+        ValueError
+            If ``count`` is not in ``0 .. 65535`` (DESC_COUNT).
         """
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= _MAX_COUNT:
+            raise ValueError(f"count must be an integer in 0 .. {_MAX_COUNT} (DESC_COUNT), not {count!r}")
         names = list(names) if names is not None else [f"descriptor {i}" for i in range(count)]
         where = f"{self.transport.name} backend"
-        status = self.read("STATUS")
+        status = self._status(where)
         if STATUS_BUSY.get(status):
-            raise AcceleratorError(f"{where}: the accelerator is busy with another descriptor list")
+            if not self._unfinished:
+                raise AcceleratorError(f"{where}: the accelerator is busy with another descriptor list")
+            self._wait_idle(where)
+        self._unfinished = False
         self.write("CTRL", CTRL_CLEAR.mask)
         self.write("WINDOW_BASE", window[0])
         self.write("WINDOW_SIZE", window[1])
         self.write("DESC_ADDR", desc_addr)
         self.write("DESC_COUNT", count)
         self.write("CTRL", CTRL_START.mask)
+        try:
+            return self._finish(where, names, count)
+        except AcceleratorTimeoutError:
+            self._recover(wait=False)
+            raise
+        except HostError:
+            self._recover(wait=True)
+            raise
+
+    def _finish(self, where, names, count):
         status = self._wait_done(names)
         if STATUS_START_IGNORED.get(status):
             raise AcceleratorError(f"{where}: the accelerator ignored the start of {', '.join(names)} "
@@ -267,11 +298,17 @@ class Accelerator:
             err = REG["ERROR"]
             word = self.read("ERROR")
             code, index, layer_id = (err.field(f).get(word) for f in ("code", "index", "layer_id"))
-            layer = names[index] if index < len(names) else "?"
-            raise AcceleratorError(f"{where}: accelerator error '{ERROR_NAMES.get(code, f'unknown {code}')}' "
-                                   f"(code {code}) at descriptor {index} of {count}: layer {layer} "
+            if code not in ERROR_NAMES or code == 0 or index >= count:
+                raise AcceleratorError(f"{where}: ERROR reads 0x{word:08x} (code {code}, descriptor {index}) after "
+                                       f"a list of {count}: not an error the accelerator can report (a failed "
+                                       f"register read?)")
+            raise AcceleratorError(f"{where}: accelerator error '{ERROR_NAMES[code]}' "
+                                   f"(code {code}) at descriptor {index} of {count}: layer {names[index]} "
                                    f"(layer_id {layer_id})")
         done = self.read("LAYERS_DONE")
+        if done > count:
+            raise AcceleratorError(f"{where}: LAYERS_DONE reads {done} (0x{done:x}) after a list of {count} "
+                                   f"descriptors (a failed register read?)")
         if done != count:
             raise AcceleratorError(f"{where}: the accelerator reported done after {done} of {count} descriptors "
                                    f"without an error")
@@ -279,12 +316,53 @@ class Accelerator:
         return RunResult(layers=names, layers_done=done, total_cycles=self.read("TOTAL_CYCLES"),
                          layer_cycles=layer_cycles)
 
-    def _wait_done(self, names):
+    def _status(self, where):
+        status = self.read("STATUS")
+        if status & ~_STATUS_BITS:
+            raise AcceleratorError(f"{where}: STATUS reads 0x{status:08x}: bits the register map does not "
+                                   f"define are set (a failed register read?)")
+        return status
+
+    def _recover(self, wait):
+        """After a failed list: wait (``wait``: up to the timeout) for the device to be idle, then
+        CTRL.clear; if it stays busy, remember that a list may still be running (the next run
+        waits for it). Never raises: the first error stands."""
+        t = self.transport
+        deadline = t.now() + (self.timeout_s if wait else 0.0)
+        delay, delay_max = self._poll
+        try:
+            while True:
+                status = self.read("STATUS")
+                if not status & ~_STATUS_BITS and not STATUS_BUSY.get(status):
+                    self.write("CTRL", CTRL_CLEAR.mask)
+                    return
+                if t.now() >= deadline:
+                    self._unfinished = True
+                    return
+                t.wait(delay)
+                delay = min(delay * 2, delay_max)
+        except HostError:
+            self._unfinished = True
+
+    def _wait_idle(self, where):
+        """Wait up to the timeout for a list that timed out before to end."""
         t = self.transport
         deadline = t.now() + self.timeout_s
         delay, delay_max = self._poll
+        while STATUS_BUSY.get(self._status(where)):
+            if t.now() >= deadline:
+                raise AcceleratorTimeoutError(f"{where}: the accelerator is still busy with a descriptor list that "
+                                              f"timed out before, {self.timeout_s:g} s later")
+            t.wait(delay)
+            delay = min(delay * 2, delay_max)
+
+    def _wait_done(self, names):
+        t = self.transport
+        where = f"{t.name} backend"
+        deadline = t.now() + self.timeout_s
+        delay, delay_max = self._poll
         while True:
-            status = t.read_reg(REG["STATUS"].offset)
+            status = self._status(where)
             if STATUS_DONE.get(status) and not STATUS_BUSY.get(status):
                 return status
             if STATUS_START_IGNORED.get(status) and not STATUS_BUSY.get(status):

@@ -3,7 +3,6 @@
 Quartus project written without Quartus, Verilator lint of the board top, the resource report."""
 
 import json
-import os
 import re
 import subprocess
 

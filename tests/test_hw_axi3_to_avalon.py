@@ -21,8 +21,10 @@ def test_init():
     dut = AXI3ToAvalon(addr_width=21, id_width=12, csr_addr_width=5)
     assert (dut.addr_width, dut.id_width, dut.csr_addr_width) == (21, 12, 5)
     assert dut.axi.signature.flip() == AXI3Signature(addr_width=21, data_width=32, id_width=12)
-    assert dut.csr.signature.flip() == SlaveSignature(addr_width=5) or \
-        dut.csr.signature.flip().members["address"].shape == 5
+    # SlaveSignature has no equality of its own: compare its class, parameter and members
+    csr = dut.csr.signature.flip()
+    assert isinstance(csr, SlaveSignature) and csr.addr_width == 5
+    assert csr.members == SlaveSignature(addr_width=5).members
 
 
 @pytest.mark.parametrize("csr_addr_width", [0, 20, "4"])

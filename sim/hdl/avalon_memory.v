@@ -2,6 +2,12 @@
 // random wait states and read latency from a seeded xorshift generator, and whole-image load and
 // dump through $readmemh/$writememh so that the test program stays off the per-cycle path.
 // Addresses are byte addresses; the memory holds DEPTH words of DATA_W bits starting at BASE.
+//
+// The memory window: every burst is checked, as it is accepted, against [win_base, win_base +
+// win_size) (64-bit arithmetic: a burst that wraps past 2**32 is outside). An access outside it
+// sets win_fault (sticky until reset) and records the first one in win_fault_addr /
+// win_fault_beats / win_fault_write, whatever the test checks afterwards. rd_beats and wr_beats
+// count every beat accepted, so a test sees how much memory a descriptor touched.
 module avalon_memory #(
     parameter DATA_W = 128,
     parameter BURST_W = 7,
@@ -33,7 +39,15 @@ module avalon_memory #(
     input [7:0] latency_max,
     input load,                  // rising edge: $readmemh(MEMFILE)
     input dump,                  // rising edge: $writememh(DUMPFILE)
-    output reg fault             // an access outside the memory
+    input [31:0] win_base,       // the window the engine may access
+    input [31:0] win_size,
+    output reg fault,            // an access outside the memory
+    output reg win_fault,        // an access outside the window
+    output reg [31:0] win_fault_addr,
+    output reg [BURST_W-1:0] win_fault_beats,
+    output reg win_fault_write,
+    output reg [31:0] rd_beats,  // read beats requested (burst lengths of accepted commands)
+    output reg [31:0] wr_beats   // write beats accepted
 );
     localparam BYTES = DATA_W / 8;
     reg [DATA_W-1:0] mem [0:DEPTH-1];
@@ -79,14 +93,27 @@ module avalon_memory #(
     wire [31:0] lat_span = latency_max - latency_min + 1;
     wire q_empty = q_head == q_tail;
 
+    // window check of a burst: [addr, addr + beats * BYTES) inside [win_base, win_base + win_size)
+    function outside_window(input [31:0] addr, input [BURST_W-1:0] beats);
+        reg [63:0] lo, hi, wlo, whi;
+        begin
+            lo = {32'd0, addr};
+            hi = lo + beats * BYTES;
+            wlo = {32'd0, win_base};
+            whi = wlo + {32'd0, win_size};
+            outside_window = (lo < wlo) || (hi > whi);
+        end
+    endfunction
+
     always @(posedge clk) begin
         if (rst) begin
             q_head <= 0; q_tail <= 0; now <= 0; beat <= 0;
-            rd_readdatavalid <= 0; fault <= 0;
+            rd_readdatavalid <= 0; fault <= 0; rd_beats <= 0;
         end else begin
             now <= now + 1;
             rd_readdatavalid <= 0;
             if (rd_read && !rd_waitrequest) begin
+                rd_beats <= rd_beats + rd_burstcount;
                 q_addr[q_tail[5:0]] <= (rd_address - base) / BYTES;
                 q_len[q_tail[5:0]] <= rd_burstcount;
                 q_due[q_tail[5:0]] <= now + latency_min + (r2 % lat_span);
@@ -118,7 +145,9 @@ module avalon_memory #(
     always @(posedge clk) begin
         if (rst) begin
             w_beat <= 0;
+            wr_beats <= 0;
         end else if (wr_write && !wr_waitrequest) begin
+            wr_beats <= wr_beats + 1;
             if (w_beat == 0) begin
                 w_word <= (wr_address - base) / BYTES;
                 w_len <= wr_burstcount;
@@ -131,6 +160,33 @@ module avalon_memory #(
                 if (wr_byteenable[i]) mem[w_index][i*8 +: 8] <= wr_writedata[i*8 +: 8];
             if ((w_beat == 0 ? wr_burstcount : w_len) == w_beat + 1) w_beat <= 0;
             else w_beat <= w_beat + 1;
+        end
+    end
+
+    // window faults (both ports; a read and a write in the same cycle: the read is recorded)
+    always @(posedge clk) begin
+        if (rst) begin
+            win_fault <= 0;
+            win_fault_addr <= 0;
+            win_fault_beats <= 0;
+            win_fault_write <= 0;
+        end else begin
+            if (wr_write && !wr_waitrequest && w_beat == 0 && outside_window(wr_address, wr_burstcount)) begin
+                if (!win_fault) begin
+                    win_fault_addr <= wr_address; win_fault_beats <= wr_burstcount; win_fault_write <= 1;
+                end
+                win_fault <= 1;
+                $display("avalon_memory: write outside the window 0x%08x+0x%08x at 0x%08x x%0d",
+                         win_base, win_size, wr_address, wr_burstcount);
+            end
+            if (rd_read && !rd_waitrequest && outside_window(rd_address, rd_burstcount)) begin
+                if (!win_fault) begin
+                    win_fault_addr <= rd_address; win_fault_beats <= rd_burstcount; win_fault_write <= 0;
+                end
+                win_fault <= 1;
+                $display("avalon_memory: read outside the window 0x%08x+0x%08x at 0x%08x x%0d",
+                         win_base, win_size, rd_address, rd_burstcount);
+            end
         end
     end
 endmodule

@@ -21,7 +21,15 @@ module tb_accelerator #(
     input [7:0] mem_latency_max,
     input mem_load,
     input mem_dump,
-    output mem_fault
+    input [31:0] mem_win_base,
+    input [31:0] mem_win_size,
+    output mem_fault,
+    output mem_win_fault,
+    output [31:0] mem_win_fault_addr,
+    output [BURST_W-1:0] mem_win_fault_beats,
+    output mem_win_fault_write,
+    output [31:0] mem_rd_beats,
+    output [31:0] mem_wr_beats
 );
     wire [31:0] rd_address, wr_address;
     wire rd_read, rd_waitrequest, rd_readdatavalid, wr_write, wr_waitrequest;
@@ -48,6 +56,9 @@ module tb_accelerator #(
         .wr_writedata(wr_writedata), .wr_byteenable(wr_byteenable), .wr_waitrequest(wr_waitrequest),
         .base(mem_base), .seed(mem_seed), .stall_pct(mem_stall_pct), .gap_pct(mem_gap_pct),
         .latency_min(mem_latency_min), .latency_max(mem_latency_max),
-        .load(mem_load), .dump(mem_dump), .fault(mem_fault)
+        .load(mem_load), .dump(mem_dump), .win_base(mem_win_base), .win_size(mem_win_size),
+        .fault(mem_fault), .win_fault(mem_win_fault), .win_fault_addr(mem_win_fault_addr),
+        .win_fault_beats(mem_win_fault_beats), .win_fault_write(mem_win_fault_write),
+        .rd_beats(mem_rd_beats), .wr_beats(mem_wr_beats)
     );
 endmodule

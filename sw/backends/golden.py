@@ -210,7 +210,7 @@ class GoldenTransport(Transport):
         """Run the descriptor list the registers describe, as the engine would."""
         self.starts += 1
         p = self._params
-        desc_addr, count = self._rw["DESC_ADDR"], self._rw["DESC_COUNT"]
+        desc_addr, count = self._rw["DESC_ADDR"], REG["DESC_COUNT"].field("count").get(self._rw["DESC_COUNT"])
         # The engine touches nothing outside WINDOW; the model has nothing outside the arena.
         lo = max(self._rw["WINDOW_BASE"], self._base)
         hi = min(self._rw["WINDOW_BASE"] + self._rw["WINDOW_SIZE"], self._base + self._size)
@@ -237,8 +237,8 @@ class GoldenTransport(Transport):
         self._layers_done = index
         layer_id = descs[index].layer_id if err and index < len(descs) and descs[index] is not None else 0
         f = REG["ERROR"]
-        self._error_reg = ((err << f.field("code").lsb) | ((index & 0xFF) << f.field("index").lsb)
-                           | ((layer_id & 0xFF) << f.field("layer_id").lsb)) if err else 0
+        self._error_reg = sum((v << f.field(n).lsb) & f.field(n).mask for n, v in
+                              (("code", err), ("index", index), ("layer_id", layer_id))) if err else 0
         self._error = err != ERR_NONE
         self._done = True
         self._busy_until = self._time + self._total_cycles / self._clock_hz
