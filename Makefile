@@ -110,6 +110,22 @@ regress: $(STAMP)
 synth: $(STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
+# Design-space sweep (docs/simulation.md): DSE_SWEEP=file.yaml, DSE_BUDGET=20m, DSE_JOBS=n;
+# HW_CONFIG=name|path is the sweep's base configuration when no sweep file is given.
+DSE_SWEEP ?=
+DSE_BUDGET ?=
+DSE_JOBS ?=
+$(VENV)/.dse: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dse]'
+	@touch $@
+
+dse: $(VENV)/.dse
+	DSE_BUDGET="$(DSE_BUDGET)" $(BIN)/python -m dse run --out build/dse $(if $(DSE_SWEEP),--sweep $(DSE_SWEEP)) \
+		$(if $(HW_CONFIG),--base $(HW_CONFIG)) $(if $(DSE_JOBS),--jobs $(DSE_JOBS))
+
+dse-model: $(VENV)/.dse
+	$(BIN)/python -m dse fit $(if $(DSE_SWEEP),--sweep $(DSE_SWEEP)) $(if $(DSE_JOBS),--jobs $(DSE_JOBS))
+
 # DE10-Nano: Quartus project, compiled when Quartus is on PATH; open resource report (docs/de10nano.md).
 .PHONY: bitstream
 bitstream: $(STAMP)

@@ -181,20 +181,11 @@ def _config_id(config):
 # ----------------------------------------------------------------------------------------------
 # Source hash and generated Verilog
 
-_SOURCE_HASH = None
-
-
 def source_hash():
-    """sha256 over every Python file of ``hw/`` and ``models/`` and the Amaranth version: what
-    the generated Verilog of a design can depend on besides its configuration."""
-    global _SOURCE_HASH
-    if _SOURCE_HASH is None:
-        h = hashlib.sha256(importlib.metadata.version("amaranth").encode())
-        for package in ("hw", "models"):
-            for path in sorted((ROOT / package).rglob("*.py")):
-                h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
-        _SOURCE_HASH = h.hexdigest()
-    return _SOURCE_HASH
+    """:func:`hw.export.source_hash`: every ``hw/`` and ``models/`` Python file and the Amaranth
+    version."""
+    from hw.export import source_hash as hw_source_hash
+    return hw_source_hash()
 
 
 def _atomic_write(path, data):

@@ -68,14 +68,19 @@ def test_other_designs_need_a_tag():
         runner.run_component("pe", "test_p4_s8", "icarus", design=object())
 
 
-def test_source_hash_covers_hw_and_models(monkeypatch):
+def test_source_hash_covers_hw_and_models(tmp_path, monkeypatch):
+    from hw import export
     digest = launch.source_hash()
     assert digest == launch.source_hash() and len(digest) == 64
-    monkeypatch.setattr(launch, "_SOURCE_HASH", None)
-    real = launch.Path.read_bytes
-    monkeypatch.setattr(launch.Path, "read_bytes",
-                        lambda p: real(p) + (b"#" if p.name == "pe.py" and p.parent.name == "hw" else b""))
-    assert launch.source_hash() != digest
+    for package in ("hw", "models"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(export, "_ROOT", str(tmp_path))
+    monkeypatch.setattr(export, "_SOURCE_HASH", None)
+    first = launch.source_hash()
+    monkeypatch.setattr(export, "_SOURCE_HASH", None)
+    (tmp_path / "hw" / "a.py").write_text("x = 2\n")
+    assert launch.source_hash() != first
 
 
 def test_cached_verilog_generates_once(tmp_path, monkeypatch):
