@@ -51,15 +51,18 @@ def pareto_plot(records, sweep, best, path):
         if r.get("default") and r["networks"].get(net, {}).get("frame_ms") is not None:
             ax.scatter([r["alm_estimate"]], [r["networks"][net]["frame_ms"]], s=160, facecolors="none",
                        edgecolors="black", linewidths=1.8, label=f"default design ({r['name']})", zorder=5)
-    first = True
+    winners = {}
     for budget, r in best.items():
-        if r is None:
-            continue
+        if r is not None:
+            winners.setdefault(r["name"], (r, []))[1].append(budget)
+    first = True
+    for r, budgets in winners.values():
         x, y = r["alm_estimate"], r["networks"][net]["frame_ms"]
         ax.scatter([x], [y], marker="*", s=200, color="gold", edgecolors="black", zorder=6,
                    label="best per ALM budget" if first else None)
-        ax.annotate(f"<= {budget:,}: {r['pe_count']}x{r['simd_lanes']} @ {r['clock_mhz']:g} MHz",
-                    (x, y), textcoords="offset points", xytext=(6, 6), fontsize=7)
+        ax.annotate(f"<= {', '.join(f'{b:,}' for b in budgets)} ALMs: {r['pe_count']}x{r['simd_lanes']}, "
+                    f"{r['frame_ms'] if 'frame_ms' in r else y:.2f} ms", (x, y), textcoords="offset points",
+                    xytext=(8, 6), fontsize=7)
         first = False
     ax.set_xlabel("ALM estimate (resource model)")
     ax.set_ylabel(f"accelerator frame time, ms ({net})")

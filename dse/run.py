@@ -154,7 +154,10 @@ def run_sweep(sweep, *, out, jobs=None, budget_s=None, log=print, progress=True)
             _atomic_json(os.path.join(cache, key + ".json"), records[key])
     else:
         complete = _parallel(sweep, jobs, missing, pending, records, cache, start, budget_s, progress)
-    ordered = [dict(records[k], default=k == base_key) for _, k in keyed if k in records]
+    # The timing rule is the sweep file's, not part of a point's cached result.
+    ordered = [dict(records[k], default=k == base_key,
+                    timing_ok=sweep.timing_ok(records[k]["clock_mhz"], records[k]["logic_levels"]))
+               for _, k in keyed if k in records]
     if not complete:
         log(f"budget spent: {len(ordered)} of {len(points)} points evaluated (run again to go on)")
     return ordered, complete

@@ -1,10 +1,11 @@
 """Build and run the accelerator testbenches (``sim/tb_accelerator.py``, ``sim/tb_network.py``,
 ``sim/tb_rtl_server.py``) on ``sim/hdl/tb_accelerator.v``, through :mod:`sim.launch`.
 
-One simulator per hardware configuration and simulator (the memory model always has
-:data:`MEMORY_WORDS` words), shared by the layer tests, the whole-network run, the benchmark
-and the rtl backend; it is rebuilt only when the accelerator's Verilog or the testbench HDL
-changed. Verilator builds expose only the testbench top's ports to VPI (the testbenches touch
+One simulator per hardware configuration, simulator and memory size: the layer tests use a
+small memory (:data:`LAYER_MEMORY_WORDS`, so that their many whole-memory images move
+quickly), the whole-network run, the benchmark and the rtl backend share one with
+:data:`MEMORY_WORDS`; a simulator is rebuilt only when the accelerator's Verilog or the
+testbench HDL changed. Verilator builds expose only the testbench top's ports to VPI (the testbenches touch
 nothing else), which lets Verilator optimize the model.
 """
 
@@ -15,7 +16,7 @@ from models.hwconfig import check_target, load_hw_config
 
 from .launch import ROOT, SIM_BUILD, build, cached_verilog, run
 
-__all__ = ["ENGINE_TEST_CONFIGS", "REGRESS_ENGINE_CONFIGS", "MEMORY_WORDS", "NETWORK_RESULTS",
+__all__ = ["ENGINE_TEST_CONFIGS", "REGRESS_ENGINE_CONFIGS", "MEMORY_WORDS", "LAYER_MEMORY_WORDS", "NETWORK_RESULTS",
            "accelerator_build", "run_accelerator", "run_network"]
 
 HDL = ROOT / "sim" / "hdl"
@@ -25,13 +26,15 @@ TB_HDL = (HDL / "avalon_memory.v", HDL / "tb_accelerator.v")
 ENGINE_TEST_CONFIGS = ("eng_p8_s16", "eng_p8_s32", "eng_p16_s32")
 #: Configurations the regression adds to the layer tests.
 REGRESS_ENGINE_CONFIGS = ("default",)
-#: Words (bus words) of the memory model: 1 MiB with the default 128-bit bus.
+#: Words (bus words) of the memory model of the network runs: 1 MiB with the default 128-bit bus.
 MEMORY_WORDS = 65536
+#: Words of the memory model of the layer tests (every case loads and dumps the whole memory).
+LAYER_MEMORY_WORDS = 8192
 
 
-def accelerator_build(config, sim, *, design=None, tag=""):
-    """Build (or find) ``tb_accelerator`` for one configuration and simulator; returns
-    ``(build directory, configuration)``.
+def accelerator_build(config, sim, *, design=None, tag="", mem_words=MEMORY_WORDS):
+    """Build (or find) ``tb_accelerator`` for one configuration, simulator and memory size
+    (``mem_words`` bus words); returns ``(build directory, configuration)``.
 
     ``design`` (with its own ``tag``) replaces the configuration's accelerator: a test's
     deliberately broken variant with the same ports.
@@ -54,15 +57,16 @@ def accelerator_build(config, sim, *, design=None, tag=""):
             raise ValueError("a design other than the configuration's accelerator needs a tag")
         verilog = to_verilog(design, "accelerator")
     p = cfg.engine_params
-    parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(), "DEPTH": MEMORY_WORDS}
-    name = "-".join(["accelerator", cfg.name] + ([tag] if tag else []))
+    parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(), "DEPTH": mem_words}
+    name = "-".join(["accelerator", cfg.name] + ([tag] if tag else [])
+                    + ([] if mem_words == MEMORY_WORDS else [f"m{mem_words}"]))
     build_dir = build(name, sim, toplevel="tb_accelerator", sources={"accelerator.v": verilog}, hdl=TB_HDL,
                       parameters=parameters, public=False)
     return build_dir, cfg
 
 
 def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000, extra_env=None, tests=None,
-                    seed=None, design=None, tag="", label=None, files=None):
+                    seed=None, design=None, tag="", label=None, files=None, mem_words=LAYER_MEMORY_WORDS):
     """Build (if needed) and run a cocotb module on ``tb_accelerator`` for one configuration.
 
     Parameters
@@ -75,6 +79,8 @@ def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000
         The cocotb module (default the layer tests).
     mem_base : int
         Device address of the memory model's first byte.
+    mem_words : int
+        Bus words of the memory model (default the layer tests' :data:`LAYER_MEMORY_WORDS`).
     design : amaranth.lib.wiring.Component, optional
         A design with the accelerator's ports to simulate instead (with its own ``tag``).
     label : str, optional
@@ -92,10 +98,10 @@ def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000
     SimulationFailed
         With the first mismatch report of each failing test.
     """
-    build_dir, cfg = accelerator_build(config, sim, design=design, tag=tag)
+    build_dir, cfg = accelerator_build(config, sim, design=design, tag=tag, mem_words=mem_words)
     short = module.rsplit(".", 1)[-1]
     label = label or "-".join([short, cfg.name, sim] + ([tag] if tag else []) + ([tests] if tests else []))
-    params = dict(cfg.accelerator_kwargs(), mem_base=mem_base, mem_depth=MEMORY_WORDS)
+    params = dict(cfg.accelerator_kwargs(), mem_base=mem_base, mem_depth=mem_words)
 
     def env(run_dir):
         return {"LMF_ACC_PARAMS": json.dumps(dict(params, memfile=str(run_dir / "memory.hex"),
@@ -131,6 +137,6 @@ def run_network(hw_config=None, *, results=None, stall_pct=0, latency=8, sim="ve
     env = {"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct), "LMF_NET_LATENCY": str(latency)}
     if net_config is not None:
         env["LMF_NET_CONFIG"] = str(net_config)
-    run_accelerator(cfg, sim, module="sim.tb_network", mem_base=ARENA_BASE, extra_env=env,
+    run_accelerator(cfg, sim, module="sim.tb_network", mem_base=ARENA_BASE, extra_env=env, mem_words=MEMORY_WORDS,
                     label=f"network-{cfg.name}-{sim}" + (f"-stall{stall_pct}" if stall_pct else ""))
     return json.loads(results.read_text())

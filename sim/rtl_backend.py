@@ -81,7 +81,7 @@ class RtlTransport(Transport):
         from sim.accel_runner import run_accelerator
         try:
             run_accelerator(self._config, simulator, module="sim.tb_rtl_server", mem_base=DEFAULT_ARENA_BASE,
-                            extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
+                            mem_words=MEMORY_WORDS, extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
         except BaseException as e:      # reported to the host thread
             self._error = e
 

@@ -32,7 +32,7 @@ def test_default_sweep_loads():
     assert all(p.pe_count <= p.simd_lanes for p in sweep.points)
     assert sweep.refused and all("pe_count" in why for _, why in sweep.refused)
     assert sweep.train and sweep.held_out
-    assert sweep.timing_ok(100, 11) and not sweep.timing_ok(125, 9)
+    assert sweep.timing_ok(100, 12) and not sweep.timing_ok(100, 13) and not sweep.timing_ok(125, 10)
 
 
 @pytest.mark.parametrize("text,error", [
