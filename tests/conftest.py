@@ -14,14 +14,19 @@ _SIM_ORDER = ("test_sim_network", "test_sim_rtl_backend", "test_sim_accelerator"
 
 
 def _accelerator_group(item):
-    """Tests that share one accelerator simulator (the network's: the network run and the rtl
-    backend) run on one xdist worker (``--dist loadgroup``), so that no worker waits for
+    """Tests that share one accelerator simulator (the network's: the network run, the rtl
+    backend, the layer tests of a configuration the network runs on) run on one xdist worker (``--dist loadgroup``), so that no worker waits for
     another's build of the same model."""
     module = item.module.__name__.rsplit(".", 1)[-1]
+    from sim.launch import hw_config_override
+    from models.hwconfig import load_hw_config
     if module in ("test_sim_network", "test_sim_rtl_backend"):
-        from sim.launch import hw_config_override
-        from models.hwconfig import load_hw_config
         return "network-" + load_hw_config(hw_config_override() if module == "test_sim_network" else None).name
+    if module == "test_sim_accelerator" and hasattr(item, "callspec") and "config" in item.callspec.params:
+        from sim.accel_runner import REGRESS_ENGINE_CONFIGS
+        config = item.callspec.params["config"]
+        if config in REGRESS_ENGINE_CONFIGS or hw_config_override() is not None:
+            return "network-" + load_hw_config(config).name
     return None
 
 
