@@ -46,6 +46,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not sim"
 
 bench: $(STAMP)
+	@$(if $(HW_CONFIG),$(BIN)/python -m sim.launch check $(HW_CONFIG) >/dev/null)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
