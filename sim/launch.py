@@ -67,8 +67,8 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNU
                   # CFG_CXXFLAGS_PCH_I is empty), which a split (parallel) build needs: do not split.
                   "--output-split", "0"]
 #: C++ optimization of the model (the hot code), Verilator's makefile variable OPT_FAST (its own
-#: default is -Os). -O2 inlines Verilator's VL_COUNTONES_I, which the popcount trees become and
-#: which -Os and -O1 leave as calls: the whole-network run goes from minutes to seconds
+#: default is -Os). At -O1 a quarter of the network run is spent calling VL_COUNTONES_I, which
+#: the popcount trees become; -O2 (small functions inlined) ran the frame 12 % faster
 #: (docs/simulation.md). ``$LMF_OPT_FAST`` overrides it (part of the build digest).
 OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or "-O2"
 #: Bumped when the way builds are made changes (part of every build digest).

@@ -15,14 +15,15 @@ from sim.runner import SimulationFailed
 
 pytestmark = pytest.mark.sim
 
-#: Random cases per configuration in the regression (the quick suite runs the testbench's 10).
+#: Random cases per configuration in the regression on Verilator (the quick suite, and Icarus,
+#: which runs a large accelerator tens of times slower, run the testbench's 10).
 REGRESS_CASES = 60
 
 
 @pytest.mark.parametrize("config", config_params(ENGINE_TEST_CONFIGS, REGRESS_ENGINE_CONFIGS))
 @pytest.mark.parametrize("simulator", simulator_params())
 def test_sim(simulator, config):
-    env = {"LMF_ACC_CASES": str(REGRESS_CASES)} if regress_enabled() else None
+    env = {"LMF_ACC_CASES": str(REGRESS_CASES)} if regress_enabled() and simulator == "verilator" else None
     # A configuration the network also runs on (the regression's, HW_CONFIG's) shares the
     # network's simulator (1 MiB memory) instead of building a second large one.
     shared = config in REGRESS_ENGINE_CONFIGS or hw_config_override() is not None
