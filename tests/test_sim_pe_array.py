@@ -1,4 +1,5 @@
-"""cocotb simulation of the generated Verilog of hw/pe_array.py (testbench: sim/tb_pe_array.py)."""
+"""cocotb simulation of the generated Verilog of hw/pe_array.py (testbench: sim/tb_pe_array.py) on the
+small test configurations (the regression adds the full-size ones; ``HW_CONFIG`` replaces them)."""
 
 from amaranth.hdl import Module
 from amaranth.lib import wiring
@@ -6,13 +7,13 @@ import pytest
 
 from models.hwconfig import load_hw_config
 from hw.export import build_component
-from sim.launch import config_params, simulator_params
-from sim.runner import TEST_CONFIGS, SimulationFailed, run_component
+from sim.launch import config_params, regress_mark, simulator_params
+from sim.runner import REGRESS_CONFIGS, TEST_CONFIGS, SimulationFailed, run_component
 
 pytestmark = pytest.mark.sim
 
 
-@pytest.mark.parametrize("config", config_params())
+@pytest.mark.parametrize("config", config_params(TEST_CONFIGS, REGRESS_CONFIGS))
 @pytest.mark.parametrize("simulator", simulator_params())
 def test_sim(simulator, config):
     run_component("pe_array", config, simulator)
@@ -43,6 +44,7 @@ class SwappedPlanesArray(wiring.Component):
         return m
 
 
+@regress_mark()
 @pytest.mark.parametrize("simulator", simulator_params())
 def test_sim_catches_swapped_planes(simulator):
     cfg = load_hw_config(TEST_CONFIGS[0])

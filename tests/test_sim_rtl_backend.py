@@ -1,25 +1,25 @@
 """The host layer on the RTL: the same runtime and CLI drive the generated Verilog (rtl backend)
-and must agree with the golden backend bit for bit."""
+and must agree with the golden backend bit for bit (in the regression, ``make regress``)."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights, save_weights
-from models.network import float_ends_config_path
+from sim.launch import regress_mark
 from sim.runner import simulator_missing
 from sw.backends import get_transport
 from sw.cli import main
 from sw.config import default_engine_params
 from sw.runtime import FlowRuntime
 
-pytestmark = [pytest.mark.sim,
+pytestmark = [pytest.mark.sim, regress_mark(),
               pytest.mark.skipif(simulator_missing("verilator") is not None,
                                  reason=str(simulator_missing("verilator")))]
 
 
 def test_runtime_on_rtl_equals_the_golden_pass():
-    cfg = load_network_config(float_ends_config_path())   # the RTL engine reads no frame-pair source
+    cfg = load_network_config()                 # the fully quantized network: the frame pair in
     model = QuantizedModel(cfg, random_weights(cfg, seed=0))
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=100)
     golden = model.run(frames, keep_tensors=True)
@@ -33,7 +33,7 @@ def test_runtime_on_rtl_equals_the_golden_pass():
 
 
 def test_cli_rtl_and_golden_write_identical_flo_files(tmp_path):
-    cfg = load_network_config(float_ends_config_path())   # the RTL engine reads no frame-pair source
+    cfg = load_network_config()
     weights = tmp_path / "w.npz"
     save_weights(weights, random_weights(cfg, seed=2), cfg)
     frames, _ = random_frame_pairs(1, 120, 160, seed=9)

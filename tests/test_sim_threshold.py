@@ -1,14 +1,15 @@
-"""cocotb simulation of the generated Verilog of hw/threshold.py (testbench: sim/tb_threshold.py)."""
+"""cocotb simulation of the generated Verilog of hw/threshold.py (testbench: sim/tb_threshold.py) on the small
+test configurations (the regression adds the full-size ones; ``HW_CONFIG`` replaces them)."""
 
 import pytest
 
 from sim.launch import config_params, simulator_params
-from sim.runner import run_component
+from sim.runner import REGRESS_CONFIGS, TEST_CONFIGS, run_component
 
 pytestmark = pytest.mark.sim
 
 
-@pytest.mark.parametrize("config", config_params())
+@pytest.mark.parametrize("config", config_params(TEST_CONFIGS, REGRESS_CONFIGS))
 @pytest.mark.parametrize("simulator", simulator_params())
 def test_sim(simulator, config):
     run_component("threshold", config, simulator)
