@@ -207,9 +207,15 @@ class ConvEngine(wiring.Component):
         w_next = Signal(32)                       # the next tile's weights
         n_tiles_m1 = Signal(12)
         last_tile = Signal()
-        # The next descriptor's address checks, registered whenever list_base changes.
+        # The next descriptor's address checks and the end of the list, registered whenever
+        # list_base and index change (no compare on the FSM's paths).
         desc_misaligned = Signal()
         desc_outside = Signal()
+        list_end = Signal()
+        list_carry = Signal()                    # list_base + 32 passes 2**32
+        list_wrapped = Signal()
+        list_base_end = Signal(34)
+        m.d.comb += [list_carry.eq((list_base + DESCRIPTOR.nbytes) >> 32), list_base_end.eq(list_base + DESCRIPTOR.nbytes)]
         m.d.comb += [
             validator.window_base.eq(win_base),
             validator.window_limit.eq(win_limit),
@@ -260,13 +266,14 @@ class ConvEngine(wiring.Component):
                         desc_outside.eq((self.desc_addr < self.window_base)
                                         | (first_end > self.window_base + self.window_size)),
                         self.busy.eq(1), index.eq(0), count.eq(self.desc_count), list_base.eq(self.desc_addr),
+                        list_end.eq(self.desc_count == 0), list_wrapped.eq(0),
                         win_base.eq(self.window_base), win_limit.eq(self.window_base + self.window_size),
                         self.error_code.eq(ERR_NONE), self.error_index.eq(0), self.error_layer.eq(0),
                         layer_cyc.eq(0),
                     ]
                     m.next = "NEXT"
             with m.State("NEXT"):
-                with m.If(index == count):
+                with m.If(list_end):
                     m.d.sync += [self.busy.eq(0), self.finished.eq(1)]
                     m.next = "IDLE"
                 with m.Elif(desc_misaligned):
@@ -357,15 +364,13 @@ class ConvEngine(wiring.Component):
                     with m.Else():
                         m.next = "TILE"
             with m.State("LAYER_END"):
-                next_base = Signal(33)
-                next_end = Signal(34)
-                m.d.comb += [next_base.eq(list_base + DESCRIPTOR.nbytes), next_end.eq(next_base + DESCRIPTOR.nbytes)]
                 m.d.sync += [self.layer_done.eq(1), index.eq(index + 1), done_index.eq(index),
-                             list_base.eq(next_base),
-                             desc_misaligned.eq(next_base[:log_bus_bytes] != 0),
-                             desc_outside.eq((next_base < win_base) | (next_end > win_limit))]
+                             list_base.eq(list_base + DESCRIPTOR.nbytes), list_wrapped.eq(list_carry)]
                 m.next = "LAYER_GAP"
             with m.State("LAYER_GAP"):
-                m.d.sync += layer_cyc.eq(0)
+                # the next descriptor's checks, from the registers LAYER_END updated
+                m.d.sync += [layer_cyc.eq(0), list_end.eq(index == count),
+                             desc_misaligned.eq(list_base[:log_bus_bytes] != 0),
+                             desc_outside.eq(list_wrapped | (list_base < win_base) | (list_base_end > win_limit))]
                 m.next = "NEXT"
         return m

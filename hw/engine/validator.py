@@ -178,14 +178,14 @@ class Validator(wiring.Component):
         def within(addr, name):
             return (addr >= self.window_base) & (ends[name] <= self.window_limit)
 
-        # Cycle 2: the comparisons, each into its own flag.
+        # Cycle 2: the comparisons, each into its own flag (every region's window check alone).
         flags = [*(simple_regs[i] for i in range(5)),
                  (act_need_r > p.act_buffer_words) | wwt_big,                       # capacity
                  simple_regs[5], simple_regs[6],                                     # overflow, align
-                 ~(within(f.src_addr, "src") & within(f.weights_addr, "weights") & within(f.dst_addr, "dst")
-                   & (d.raw | within(f.thresholds_addr, "thresholds")))]             # address
+                 ~within(f.src_addr, "src"), ~within(f.weights_addr, "weights"),  # address
+                 ~within(f.dst_addr, "dst"), ~d.raw & ~within(f.thresholds_addr, "thresholds")]
         codes = [ERR_KERNEL, ERR_INPUT_OP, ERR_SHAPE, ERR_SHAPE, ERR_FORMAT, ERR_CAPACITY, ERR_OVERFLOW,
-                 ERR_ALIGN, ERR_ADDRESS]
+                 ERR_ALIGN, ERR_ADDRESS, ERR_ADDRESS, ERR_ADDRESS, ERR_ADDRESS]
         flag_regs = Signal(len(flags))
         checked = Signal()
         m.d.sync += checked.eq(sized)
