@@ -239,7 +239,9 @@ def measure_arm_rates(repeat=5):
         ``float_conv_gmac_s`` (float64 matmul of conv1's im2col shape), ``matmul_loop_ns`` (what
         predict_flow2's 2-column product takes beyond that, per row and inner index), ``float_elem_ns`` (the
         median of the float passes the host layers make: a broadcast subtraction, a multiply, a
-        floor, a cast), ``copy_elem_ns`` (conv1's im2col), ``byte_elem_ns`` (shift, and, stack, packbits on
+        floor, a cast), ``elem_loop_ns`` (what a product with a weight broadcast along the flow's
+        last axis takes beyond one with the weight spread out, per inner loop), ``copy_elem_ns``
+        (conv1's im2col), ``byte_elem_ns`` (shift, and, stack, packbits on
         uint8), ``numpy_call_us`` (a ufunc on a 1-element array), ``memcpy_mb_s`` (``bytes`` of a
         1 MiB buffer), ``sleep_overhead_us`` (``time.sleep(20e-6)`` beyond 20 us).
     """
@@ -259,6 +261,11 @@ def measure_arm_rates(repeat=5):
     n = x.size
     passes = [lambda: x - m, lambda: x * 0.5, lambda: np.floor(x), lambda: x.astype(np.float32)]
     float_ns = statistics.median(_best(f, repeat) / n * 1e9 for f in passes)
+    flow = rng.standard_normal((1, 96, 128, 2)).astype(np.float32)
+    column = rng.standard_normal((128, 1)).astype(np.float32)
+    spread = np.repeat(column, 2, axis=1)
+    loop_gap = _best(lambda: flow * column, repeat) - _best(lambda: flow * spread, repeat)
+    elem_loop_ns = max(loop_gap / (96 * 128) * 1e9, 0.01)
     u = rng.integers(0, 4, size=(48, 64, 128), dtype=np.uint8)
     nb = u.size
     bpasses = [lambda: u >> 1, lambda: u & 1, lambda: np.stack([u, u], axis=2),
@@ -270,7 +277,8 @@ def measure_arm_rates(repeat=5):
     buf = bytearray(1 << 20)
     memcpy = (1 << 20) / _best(lambda: bytes(buf), repeat) / 1e6
     sleep_us = max(_best(lambda: time.sleep(20e-6), repeat) * 1e6 - 20, 0.1)
-    return {"float_conv_gmac_s": round(conv, 4), "matmul_loop_ns": round(loop_ns, 3), "float_elem_ns": round(float_ns, 3), "copy_elem_ns": round(copy_ns, 3),
+    return {"float_conv_gmac_s": round(conv, 4), "matmul_loop_ns": round(loop_ns, 3), "float_elem_ns": round(float_ns, 3),
+            "elem_loop_ns": round(elem_loop_ns, 3), "copy_elem_ns": round(copy_ns, 3),
             "byte_elem_ns": round(byte_ns, 3), "numpy_call_us": round(call_us, 3),
             "memcpy_mb_s": round(memcpy, 1), "sleep_overhead_us": round(sleep_us, 1)}
 

@@ -60,7 +60,8 @@ DEVICE_MEMORY_MODES = ("uncached", "cached_sync")
 _ARM_KEYS = ("clock_mhz", "profile", "profiles", "memcpy_mb_s", "device_memory", "uncached_write_mb_s",
              "uncached_read_mb_s", "sync_call_us", "mem_call_us", "reg_access_us", "sleep_overhead_us")
 #: The rates of one ARM profile (``arm.profiles.<name>``).
-PROFILE_KEYS = ("float_conv_gmac_s", "matmul_loop_ns", "float_elem_ns", "copy_elem_ns", "byte_elem_ns", "numpy_call_us")
+PROFILE_KEYS = ("float_conv_gmac_s", "matmul_loop_ns", "float_elem_ns", "elem_loop_ns", "copy_elem_ns", "byte_elem_ns",
+                "numpy_call_us")
 _PORT_KEYS = ("read_mb_s", "port_clock_mhz", "write_mb_s", "write_fast_bytes", "write_sustained_mb_s",
               "read_latency_cycles", "derate")
 
@@ -218,6 +219,10 @@ class BoardRates:
         return self.profiles[self.profile]["matmul_loop_ns"]
 
     @property
+    def elem_loop_ns(self):
+        return self.profiles[self.profile]["elem_loop_ns"]
+
+    @property
     def copy_elem_ns(self):
         return self.profiles[self.profile]["copy_elem_ns"]
 
@@ -324,11 +329,12 @@ def segment_fpga_s(layer_times, clock_hz):
 
 def price_work(work, rates):
     """Seconds of one :class:`sw.ledger.Work` on the ARM: the matrix products at the profile's
-    float-convolution rate plus their inner-loop overhead, every element pass and call at its
-    cost."""
+    float-convolution rate plus their inner-loop overhead, every element pass, inner loop of a
+    broadcast pass and call at its cost."""
     matmul = work.macs / (rates.conv_gmac_s * 1e9) + work.matmul_loops * rates.matmul_loop_ns * 1e-9
-    return (matmul + work.float_elems * rates.float_elem_ns * 1e-9 + work.copy_elems * rates.copy_elem_ns * 1e-9
-            + work.byte_elems * rates.byte_elem_ns * 1e-9 + work.calls * rates.numpy_call_us * 1e-6)
+    return (matmul + work.float_elems * rates.float_elem_ns * 1e-9 + work.elem_loops * rates.elem_loop_ns * 1e-9
+            + work.copy_elems * rates.copy_elem_ns * 1e-9 + work.byte_elems * rates.byte_elem_ns * 1e-9
+            + work.calls * rates.numpy_call_us * 1e-6)
 
 
 def _write_s(nbytes, calls, rates):

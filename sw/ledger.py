@@ -80,6 +80,12 @@ class Work:
         byte buffers.
     calls : int
         numpy calls (each costs a fixed overhead besides its elements).
+    elem_loops : int
+        Inner loops of the element passes counted in ``float_elems`` whose operands numpy
+        cannot walk as one run: an operand broadcast along an inner axis (a per-channel scale,
+        bias or batch-norm parameter; a per-column interpolation weight) makes numpy's iterator
+        run the ufunc's inner loop once per run of the innermost axes it can merge, ``n / run``
+        times (a pass over contiguous or scalar operands counts 0).
     """
 
     macs: int = 0
@@ -88,6 +94,7 @@ class Work:
     copy_elems: int = 0
     byte_elems: int = 0
     calls: int = 0
+    elem_loops: int = 0
 
     def __add__(self, other):
         return Work(*(getattr(self, f) + getattr(other, f) for f in _WORK_FIELDS))
@@ -96,7 +103,7 @@ class Work:
         return {f: getattr(self, f) for f in _WORK_FIELDS}
 
 
-_WORK_FIELDS = ("macs", "matmul_loops", "float_elems", "copy_elems", "byte_elems", "calls")
+_WORK_FIELDS = ("macs", "matmul_loops", "float_elems", "copy_elems", "byte_elems", "calls", "elem_loops")
 
 
 @dataclass
@@ -209,9 +216,11 @@ def _dequantize_work(kind, shape, bias):
         # dequantize_activations(t, float64): astype(float64), * 2/3, astype(float64)
         return Work(float_elems=3 * n, calls=3)
     if kind == OUT_RAW:
-        # dequantize_raw: asarray(float64), alpha * 2/3 (per channel), *, + bias
+        # dequantize_raw: asarray(float64), alpha * 2/3 (per channel), *, + bias (both broadcast
+        # along the channels: one inner loop a pixel)
         c = int(shape[-1])
-        return Work(float_elems=2 * n + c + (n if bias else 0), calls=3 + (1 if bias else 0))
+        return Work(float_elems=2 * n + c + (n if bias else 0), calls=3 + (1 if bias else 0),
+                    elem_loops=(n // c) * (2 if bias else 1))
     return Work(calls=1)                     # float input: np.asarray, no copy
 
 
@@ -254,10 +263,11 @@ def host_layer_work(layer, input_kinds, input_shapes):
                            float_elems=pixels * c_out, calls=2)
     out = pixels * c_out
     if layer.bias:
-        steps["bias"] = Work(float_elems=out, calls=2)
+        steps["bias"] = Work(float_elems=out, calls=2, elem_loops=pixels)
     if layer.output == OUT_CODES:
-        # batch_norm: z - mean, gamma * ., var + eps and sqrt (per channel), / ., + beta
-        steps["batch_norm"] = Work(float_elems=4 * out + 2 * c_out, calls=9)
+        # batch_norm: z - mean, gamma * ., var + eps and sqrt (per channel), / ., + beta; the four
+        # passes broadcast their parameter along the channels
+        steps["batch_norm"] = Work(float_elems=4 * out + 2 * c_out, calls=9, elem_loops=4 * pixels)
         # quantize_activations: isnan + any, clip, / 2, * 3, + 0.5, floor, astype(uint8)
         steps["quantize"] = Work(float_elems=5 * out, byte_elems=3 * out, calls=9)
     elif layer.output == OUT_FLOAT:
@@ -277,10 +287,14 @@ def bilinear_work(shape, factor=4):
     n, h, w, c = (int(d) for d in shape)
     steps = Work(calls=1)                                    # asarray(float32): no copy
     size = n * h * w * c
-    for pixels in (h, w):
+    for axis, pixels in ((-3, h), (-2, w)):
         m = pixels * factor
         size *= factor                                       # the output of this axis
-        steps += Work(float_elems=12 * m + 3 * size, copy_elems=2 * size, calls=19)
+        # the weights, (m, 1, 1) or (m, 1), are broadcast along the axes after this one: each of
+        # the two products runs its inner loop once per index of this axis and the ones before
+        # (H: n * m runs of W * C; W: n * 4H * m runs of C)
+        runs = n * m if axis == -3 else size // c
+        steps += Work(float_elems=12 * m + 3 * size, copy_elems=2 * size, calls=19, elem_loops=2 * runs)
     return steps
 
 
@@ -297,9 +311,11 @@ def flow_work(layer, shape, factor=4):
     n = _size(shape)
     c = int(shape[-1])
     if layer.output == OUT_RAW and layer.planes:
-        # asarray(float64), asarray(beta) * 2/3, acc * ., reshape, sum(axis=-1), asarray(bias), + bias
+        # asarray(float64), asarray(beta) * 2/3, acc * . (broadcast: a loop a pixel), reshape,
+        # sum(axis=-1) (a loop of M an output), asarray(bias), + bias (a loop a pixel)
         out = n // layer.planes
-        steps = {"dequantize": Work(float_elems=n + c + n + n + out, calls=8)}
+        pixels = n // c
+        steps = {"dequantize": Work(float_elems=n + c + n + n + out, calls=8, elem_loops=pixels + out + pixels)}
     elif layer.output == OUT_RAW:
         out = n
         steps = {"dequantize": _dequantize_work(OUT_RAW, shape, layer.bias)}

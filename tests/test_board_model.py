@@ -44,8 +44,8 @@ RATES = {
     "name": "test",
     "arm": {"clock_mhz": 800, "profile": "numpy",
             "profiles": {"numpy": {"float_conv_gmac_s": 0.08, "matmul_loop_ns": 12, "float_elem_ns": 25,
-                                   "copy_elem_ns": 40, "byte_elem_ns": 4, "numpy_call_us": 8},
-                         "fast": {"float_conv_gmac_s": 1, "matmul_loop_ns": 1, "float_elem_ns": 1,
+                                   "elem_loop_ns": 40, "copy_elem_ns": 40, "byte_elem_ns": 4, "numpy_call_us": 8},
+                         "fast": {"float_conv_gmac_s": 1, "matmul_loop_ns": 1, "float_elem_ns": 1, "elem_loop_ns": 1,
                                   "copy_elem_ns": 1, "byte_elem_ns": 1, "numpy_call_us": 1}},
             "memcpy_mb_s": 600, "device_memory": "uncached", "uncached_write_mb_s": 80,
             "uncached_read_mb_s": 50, "sync_call_us": 110, "mem_call_us": 15, "reg_access_us": 2,
@@ -218,6 +218,11 @@ class _Counted(np.ndarray):
         out = getattr(ufunc, method)(*plain, **kwargs)
         counted = plain[0] if method == "reduce" else out
         _tally(counted, "float_elems" if np.asarray(counted).dtype.itemsize >= 4 else "byte_elems")
+        if method == "reduce":           # over the last axis: one inner loop an output
+            assert kwargs.get("axis") in (-1, plain[0].ndim - 1), kwargs
+            _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + int(np.size(out))
+        else:
+            _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + _inner_loops(plain, out)
         return out.view(_Counted) if isinstance(out, np.ndarray) else out
 
     def astype(self, dtype, *args, **kwargs):
@@ -227,6 +232,14 @@ class _Counted(np.ndarray):
 
 
 _TALLY = {}
+
+
+def _inner_loops(operands, out):
+    """Inner loops numpy's own iterator (``np.nditer`` with an external loop, K order) runs
+    over ``operands`` and ``out``; 0 when it walks them as one run."""
+    arrays = [x for x in operands if isinstance(x, np.ndarray) and x.ndim] + [out]
+    loops = sum(1 for _ in np.nditer(arrays, flags=["external_loop", "zerosize_ok"], order="K"))
+    return loops if loops > 1 else 0
 
 
 def _tally(array, kind):
@@ -279,7 +292,9 @@ def test_the_flow_counts_are_the_numpy_code_s(which, request, monkeypatch):
     monkeypatch.undo()
     assert np.array_equal(np.asarray(flow), expected) and flow.shape == (1, model.cfg.height, model.cfg.width, 2)
     modelled = total(flow_work(pf2, shape))
-    assert _TALLY == {"float_elems": modelled.float_elems, "copy_elems": modelled.copy_elems}
+    assert _TALLY == {"float_elems": modelled.float_elems, "copy_elems": modelled.copy_elems,
+                      "elem_loops": modelled.elem_loops}
+    assert modelled.elem_loops >= 2 * model.cfg.height * model.cfg.width   # the W pass' products: a loop of C = 2
     up = bilinear_work((1, pf2.height, pf2.width, 2))
     assert up.copy_elems == 2 * (model.cfg.height * pf2.width * 2 + model.cfg.height * model.cfg.width * 2)
 
@@ -381,7 +396,9 @@ def test_prices_of_the_tiny_network(tiny):
     fast = estimate_frame(model.layers, program, 50e6, _rates(profile="fast"))
     w = total(derive_frame_work(model.layers, program, {"conv2": 0, "cast_conv": 0}).host["conv1"])
     assert fast["arm"]["conv1"]["ms"] == pytest.approx(
-        (w.macs + w.matmul_loops + w.float_elems + w.copy_elems + w.byte_elems + 1000 * w.calls) * 1e-6, abs=1e-4)
+        (w.macs + w.matmul_loops + w.float_elems + w.elem_loops + w.copy_elems + w.byte_elems + 1000 * w.calls) * 1e-6,
+        abs=1e-4)
+    assert w.elem_loops == 4 * 8 * 12                  # conv1's batch norm: 4 passes, an inner loop a pixel each
     assert price_work(w, _rates(profile="fast")) == pytest.approx(fast["arm"]["conv1"]["ms"] / 1e3, abs=1e-7)
 
 
@@ -530,7 +547,7 @@ def test_bench_reports_a_bad_rates_file_in_one_line(tmp_path, monkeypatch, capsy
 
 def test_calibrate_writes_a_rates_file_that_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(boardbench, "measure_arm_rates", lambda repeat=5: {
-        "float_conv_gmac_s": 1.5, "matmul_loop_ns": 2.0, "float_elem_ns": 0.5, "copy_elem_ns": 1.0,
+        "float_conv_gmac_s": 1.5, "matmul_loop_ns": 2.0, "float_elem_ns": 0.5, "elem_loop_ns": 5.0, "copy_elem_ns": 1.0,
         "byte_elem_ns": 0.1, "numpy_call_us": 0.7, "memcpy_mb_s": 9000.0, "sleep_overhead_us": 60.0})
     out = tmp_path / "here.yaml"
     assert boardbench.main(["--calibrate", str(out)]) == 0
