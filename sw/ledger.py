@@ -81,11 +81,15 @@ class Work:
     calls : int
         numpy calls (each costs a fixed overhead besides its elements).
     elem_loops : int
-        Inner loops of the element passes counted in ``float_elems`` whose operands numpy
-        cannot walk as one run: an operand broadcast along an inner axis (a per-channel scale,
-        bias or batch-norm parameter; a per-column interpolation weight) makes numpy's iterator
-        run the ufunc's inner loop once per run of the innermost axes it can merge, ``n / run``
-        times (a pass over contiguous or scalar operands counts 0).
+        Inner loops of element passes whose operands numpy cannot walk as one run: an operand
+        broadcast along an inner axis (a per-channel scale, bias or batch-norm parameter; a
+        per-column interpolation weight) or a strided destination (the frame pair's 6 bytes a
+        pixel into the 8 of the frame-pair image) makes numpy's iterator run the inner loop once
+        per run of the innermost axes it can merge, ``n / run`` times (a pass over contiguous
+        or scalar operands counts 0). Counted for the float passes of the host layers and the
+        flow and for the frame-pair image; the gathers' runs are in the rate of
+        ``copy_elems``, and the runs of the code packing (``pack_work``, ``unpack_work``, float
+        ends only) are not counted.
     """
 
     macs: int = 0
@@ -342,7 +346,8 @@ def frame_pair_work(height, width, channels):
     """``Program.pack_tensor`` of the network input: ``models.formats.pack_frame_pair`` of uint8
     frames ``(H, W, C)`` (``zeros``, the copy into it) and ``tobytes``."""
     n = height * width * FRAME_PIXEL_BYTES
-    return Work(byte_elems=n + height * width * channels + n, calls=5)
+    # the copy writes ``channels`` of every pixel's 8 bytes: one inner loop a pixel
+    return Work(byte_elems=n + height * width * channels + n, calls=5, elem_loops=height * width)
 
 
 def unpack_work(kind, height, width, channels, params):

@@ -191,6 +191,7 @@ def test_exact_counts_of_the_quantized_network(quantized):
     # the frame pair goes down as the frame-pair image: zeros, the 6 bytes a pixel, tobytes
     assert fw.writes == {INPUT: 96 * 128 * 8} and fw.write_calls == {INPUT: 1}
     assert fw.pack[INPUT].byte_elems == 96 * 128 * 8 + 96 * 128 * 6 + 96 * 128 * 8
+    assert fw.pack[INPUT].elem_loops == 96 * 128                     # 6 of 8 bytes a pixel: a loop each
     # predict_flow2's 2 x 4 planes of 16-bit accumulators, one 128-bit bus word a pixel
     assert fw.reads == {"predict_flow2": 24 * 32 * 8 * 2} and fw.read_calls == {"predict_flow2": 1}
     assert set(fw.unpack) == {"predict_flow2"} and fw.unpack["predict_flow2"].float_elems == 24 * 32 * 8
@@ -229,6 +230,17 @@ class _Counted(np.ndarray):
         out = np.asarray(self).astype(dtype, *args, **kwargs)
         _tally(out, "float_elems")
         return out.view(_Counted)
+
+    def __setitem__(self, key, value):
+        target = np.asarray(self)[key]
+        value = np.broadcast_to(np.asarray(value), target.shape)
+        _tally(target, "byte_elems" if target.dtype.itemsize == 1 else "float_elems")
+        _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + _inner_loops([value], target)
+        np.asarray(self)[key] = value
+
+    def tobytes(self, *args, **kwargs):
+        _tally(self, "byte_elems")
+        return np.asarray(self).tobytes(*args, **kwargs)
 
 
 _TALLY = {}
@@ -271,6 +283,28 @@ class _CountingNumpy:
         out = np.arange(*args, **kwargs)
         _tally(out, "float_elems")
         return out.view(_Counted)
+
+    @staticmethod
+    def zeros(*args, **kwargs):
+        out = np.zeros(*args, **kwargs)
+        _tally(out, "byte_elems" if out.dtype.itemsize == 1 else "float_elems")
+        return out.view(_Counted)
+
+
+def test_the_frame_pair_counts_are_the_numpy_code_s(quantized, monkeypatch):
+    """frame_pair_work against what Program.pack_tensor of the network input writes
+    (models.formats run on counting arrays)."""
+    import models.formats
+    _, program = quantized
+    frames, _ = random_frame_pairs(1, 96, 128, seed=3)
+    expected = program.pack_tensor(INPUT, frames[0])
+    _TALLY.clear()
+    monkeypatch.setattr(models.formats, "np", _CountingNumpy())
+    packed = program.pack_tensor(INPUT, frames[0])
+    monkeypatch.undo()
+    assert packed == expected
+    work = derive_frame_work(build_layers(load_network_config()), program, {"conv1": 0}).pack[INPUT]
+    assert _TALLY == {"byte_elems": work.byte_elems, "elem_loops": work.elem_loops}
 
 
 @pytest.mark.parametrize("which", ["tiny", "quantized"])
