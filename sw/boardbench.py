@@ -44,8 +44,13 @@ ORIGINAL_FLOAT_ARM_MS = 875.6
 
 
 def _summary(est):
+    """The headline figures of an estimate and its parts in ms: each ARM part, each transfer, each
+    descriptor list's latency (``"list:<first layer>"``: FPGA, registers, the wait for the poll)."""
     keys = ("frame_ms", "fps", "period_ms", "fps_sequential", "arm_ms", "fpga_ms", "bottleneck")
-    return {k: est[k] for k in keys}
+    parts = {k: v["ms"] for k, v in est["arm"].items()}
+    parts.update({k: v["ms"] for k, v in est["transfers"].items()})
+    parts.update({f"list:{s['layers'][0]}": s["latency_ms"] for s in est["segments"]})
+    return {**{k: est[k] for k in keys}, "parts": parts}
 
 
 def with_conv1_width(cfg, width):

@@ -465,6 +465,7 @@ def test_a_narrow_conv1_is_padded_on_the_host(default):
 def test_the_shipped_rates_load():
     rates = load_board_rates()
     assert rates.profile == "numpy" and {"numpy", "blueoil", "tuned"} <= set(rates.profiles)
+    assert rates.device_memory == "cached_sync"          # the de10nano backend's mapping of a u-dma-buf
     assert BoardRates.from_dict(rates.to_dict(), source=rates.source) == rates
 
 
@@ -538,7 +539,9 @@ def test_bench_writes_the_board_entries(tmp_path, capsys):
         assert entry["fps"] > 0 and entry["frame_ms"] > 0
         assert set(entry["profiles"]) == {"numpy", "blueoil", "tuned"}
         assert set(entry["memory"]) == {"uncached", "cached_sync"}
-        assert entry["memory"]["uncached"] == entry["profiles"]         # the rates file's mapping
+        assert entry["memory"][board["device_memory"]] == entry["profiles"]     # the rates file's mapping
+        for summary in entry["profiles"].values():                      # the parts add up to the frame
+            assert sum(summary["parts"].values()) == pytest.approx(summary["frame_ms"], abs=1e-3)
         assert entry["notes"] and "50 MHz" in entry["notes"][0]
     assert "float ends" in board["split"]["network"] and "quantized ends" in board["quantized"]["network"]
     assert {"conv1", "upsample_flow3", "predict_flow2"} <= set(board["split"]["arm"])
