@@ -3,14 +3,14 @@
 Writes the key ``board`` of the shared benchmark file (:func:`models.bench.update_bench`):
 
 ``board.split``
-    Today's division of work: conv1, upsample_flow3 and predict_flow2 on the ARM, the rest on
-    the FPGA (:func:`sw.boardmodel.estimate_frame` on the compiled default network), with the
-    frame under every ARM profile of the rates file in ``profiles``.
+    The original division of work (float ends): conv1, upsample_flow3 and predict_flow2 on the
+    ARM, the rest on the FPGA (:func:`sw.boardmodel.estimate_frame` on the compiled float-ends
+    configuration), with the frame under every ARM profile of the rates file in ``profiles``
+    and under both device-memory mappings in ``memory``.
 ``board.quantized``
-    The whole network on the FPGA. Until the fully quantized network has a configuration
-    (:data:`QUANTIZED_NETWORK`), the layers of the default network with the first and last
-    layers moved to the accelerator as the hardware contract specifies
-    (:func:`sw.boardmodel.all_accelerator_layers`, :func:`sw.boardmodel.sketch_program`).
+    The fully quantized network (quantized ends, the default configuration): every layer on the
+    FPGA in one descriptor list, the host packing the frame pair and assembling the flow from
+    predict_flow2's raw accumulators; same keys.
 ``board.check``
     The model of the original work's own configuration (W1A2 body on the FPGA, float conv1 on
     the ARM at 64, 32, 16 and 8 channels) beside the original's DE10-Nano measurements.
@@ -34,13 +34,8 @@ import time
 import numpy as np
 import yaml
 
-__all__ = ["QUANTIZED_NETWORK", "ORIGINAL_MS", "main", "measure", "split_entry", "quantized_entry",
-           "check_entry", "measure_arm_rates", "with_conv1_width"]
-
-#: Network configuration of the fully quantized network (first and last layers on the
-#: accelerator), a path or a file name in ``models/configs/``; ``None`` while it does not exist:
-#: ``board.quantized`` then uses the default network with its ends moved to the accelerator.
-QUANTIZED_NETWORK = None
+__all__ = ["ORIGINAL_MS", "main", "measure", "split_entry", "quantized_entry", "check_entry", "measure_arm_rates",
+           "with_conv1_width", "with_ends", "divisions"]
 
 #: The original work's DE10-Nano frame at 96x128 (ARM + FPGA, ms), by conv1 width.
 ORIGINAL_MS = {64: 130.9, 32: 94.7, 16: 78.1, 8: 67.8}
@@ -49,8 +44,13 @@ ORIGINAL_FLOAT_ARM_MS = 875.6
 
 
 def _summary(est):
+    """The headline figures of an estimate and its parts in ms: each ARM part, each transfer, each
+    descriptor list's latency (``"list:<first layer>"``: FPGA, registers, the wait for the poll)."""
     keys = ("frame_ms", "fps", "period_ms", "fps_sequential", "arm_ms", "fpga_ms", "bottleneck")
-    return {k: est[k] for k in keys}
+    parts = {k: v["ms"] for k, v in est["arm"].items()}
+    parts.update({k: v["ms"] for k, v in est["transfers"].items()})
+    parts.update({f"list:{s['layers'][0]}": s["latency_ms"] for s in est["segments"]})
+    return {**{k: est[k] for k in keys}, "parts": parts}
 
 
 def with_conv1_width(cfg, width):
@@ -62,66 +62,95 @@ def with_conv1_width(cfg, width):
     return NetworkConfig.from_dict(d, source=cfg.source)
 
 
+def with_ends(cfg, ends):
+    """``cfg`` with the division ``ends`` (``"float"`` or ``"quantized"``; the quantized ends'
+    parameters at their defaults when they are added), validated."""
+    from models.network import ENDS_FLOAT, NetworkConfig
+    d = cfg.to_dict()
+    if d["ends"] == ends:
+        return cfg
+    d["ends"] = ends
+    if ends == ENDS_FLOAT:
+        for key in ("flow_codes", "flow_range", "predict_planes"):
+            d.pop(key, None)
+    return NetworkConfig.from_dict(d, source=cfg.source)
+
+
+def divisions(cfg=None):
+    """The two divisions of a network: ``(float ends, quantized ends)`` configurations. Without
+    ``cfg`` the shipped files (``models.network.float_ends_config_path`` and the default
+    configuration); with one, ``cfg`` and the same network in the other division
+    (:func:`with_ends`)."""
+    from models.network import ENDS_FLOAT, ENDS_QUANTIZED, float_ends_config_path, load_network_config
+    if cfg is None:
+        return load_network_config(float_ends_config_path()), load_network_config()
+    return with_ends(cfg, ENDS_FLOAT), with_ends(cfg, ENDS_QUANTIZED)
+
+
 def _program(cfg, params):
-    """The default runtime's compiled program of ``cfg`` (benchmark weights)."""
+    """The runtime's compiled program of ``cfg`` (benchmark weights: the shipped ones where they
+    fit, else random, :func:`models.bench.bench_weights`): ``(model, program, weights)``."""
     from models.bench import bench_weights
+    from models.board import ARENA_BASE
     from models.golden import QuantizedModel
 
     from .program import compile_program
-    from models.board import ARENA_BASE
-    model = QuantizedModel(cfg, bench_weights(cfg)[0])
-    return model, compile_program(model, params, base=ARENA_BASE)
+    weights, which = bench_weights(cfg)
+    model = QuantizedModel(cfg, weights)
+    return model, compile_program(model, params, base=ARENA_BASE), which
 
 
-def split_entry(model, program, clock_hz, rates):
-    """``board.split``: the estimate of a compiled network with host layers, and the frame under
-    every ARM profile."""
-    from .boardmodel import estimate_frame
+def _entry(model, program, clock_hz, rates, weights):
+    from .boardmodel import DEVICE_MEMORY_MODES, estimate_frame
     est = estimate_frame(model.layers, program, clock_hz, rates)
-    est["network"] = model.cfg.name
+    est["network"] = model.cfg.describe()
+    est["config"] = _shown(model.cfg.source)
+    est["weights"] = weights
     est["profiles"] = {name: _summary(estimate_frame(model.layers, program, clock_hz, rates.with_(profile=name)))
                        for name in rates.profiles}
+    est["memory"] = {mode: {name: _summary(estimate_frame(model.layers, program, clock_hz,
+                                                          rates.with_(profile=name, device_memory=mode)))
+                            for name in rates.profiles}
+                     for mode in DEVICE_MEMORY_MODES}
     return est
 
 
-def quantized_entry(cfg, params, clock_hz, rates, network=QUANTIZED_NETWORK):
-    """``board.quantized``: the whole network on the accelerator.
+def _shown(source):
+    from .boardmodel import shown_path
+    return source if source.startswith("<") else shown_path(source)
 
-    With ``network`` (a configuration whose every layer runs on the accelerator) the program is
-    compiled from it; without, the layers of ``cfg`` with the ends moved to the accelerator are
-    laid out by :func:`sw.boardmodel.sketch_program`.
+
+def split_entry(model, program, clock_hz, rates, weights="?"):
+    """``board.split``: the estimate of a compiled network with host layers (float ends), and the
+    frame under every ARM profile and device-memory mapping.
 
     Raises
     ------
     models.errors.ConfigError
-        If ``network`` has host layers.
+        If every layer of the network runs on the accelerator.
     """
     from models.errors import ConfigError
-    from models.board import ARENA_BASE
-    from .boardmodel import all_accelerator_layers, estimate_frame, sketch_problems, sketch_program
-    if network is not None:
-        from models.network import CONFIG_DIR, load_network_config
-        path = network if os.path.exists(network) else os.path.join(CONFIG_DIR, network)
-        qcfg = load_network_config(path)
-        model, program = _program(qcfg, params)
-        host = [layer.name for layer in model.layers if not layer.accel]
-        if host:
-            raise ConfigError(f"{path}: board.quantized needs every layer on the accelerator; "
-                              f"{', '.join(host)} run on the host")
-        layers, source, notes = model.layers, qcfg.name, []
-    else:
-        layers = all_accelerator_layers(cfg)
-        program = sketch_program(layers, params, base=ARENA_BASE)
-        source = f"{cfg.name} with conv1, upsample_flow3 and predict_flow2 on the accelerator (layout of " \
-                 f"sw.boardmodel.sketch_program; no configuration of the fully quantized network yet)"
-        notes = [f"{name}: the engine would refuse this descriptor on this configuration ({err} error)"
-                 for name, err in sketch_problems(program).items()]
-    est = estimate_frame(layers, program, clock_hz, rates)
-    est["network"] = source
-    est["notes"] = notes + est["notes"]
-    est["profiles"] = {name: _summary(estimate_frame(layers, program, clock_hz, rates.with_(profile=name)))
-                       for name in rates.profiles}
-    return est
+    if all(layer.accel for layer in model.layers):
+        raise ConfigError(f"{model.cfg.source}: board.split needs host layers (ends: float); every layer of "
+                          f"{model.cfg.name} runs on the accelerator")
+    return _entry(model, program, clock_hz, rates, weights)
+
+
+def quantized_entry(model, program, clock_hz, rates, weights="?"):
+    """``board.quantized``: the estimate of a compiled network whose every layer runs on the
+    accelerator (quantized ends).
+
+    Raises
+    ------
+    models.errors.ConfigError
+        If the network has host layers.
+    """
+    from models.errors import ConfigError
+    host = [layer.name for layer in model.layers if not layer.accel]
+    if host:
+        raise ConfigError(f"{model.cfg.source}: board.quantized needs every layer on the accelerator; "
+                          f"{', '.join(host)} run on the host")
+    return _entry(model, program, clock_hz, rates, weights)
 
 
 def _fit(points):
@@ -138,12 +167,22 @@ def check_entry(cfg, params, clock_hz, rates, widths=tuple(ORIGINAL_MS)):
     under ``original_rate``: Blueoil's glue rates with conv1 at the rate that the original's own
     64-to-8-channel difference implies (``original_conv1_gmac_s``).
 
-    The accelerator reads conv1's output in whole channel groups, so a conv1 narrower than the
-    engine's lanes is zero-padded to them on the host: the FPGA program is the one of the
-    padded width (the body's cycles do not change), the ARM's float work is the narrow one.
+    ``cfg`` is a float-ends configuration (conv1 on the host). The accelerator reads conv1's
+    output in whole channel groups, so a conv1 narrower than the engine's lanes is zero-padded
+    to them on the host: the FPGA program is the one of the padded width (the body's cycles do
+    not change), the ARM's float work is the narrow one.
+
+    Raises
+    ------
+    models.errors.ConfigError
+        If ``cfg`` has quantized ends.
     """
+    from models.errors import ConfigError
     from models.network import build_layers
     from .boardmodel import estimate_frame
+    if cfg.quantized_ends:
+        raise ConfigError(f"{cfg.source}: board.check needs the float-ends division (conv1 on the host), "
+                          f"not ends: {cfg.ends}")
     lanes = params.simd_lanes
     programs = {}
     out = {"original_ms": {str(w): ORIGINAL_MS[w] for w in widths if w in ORIGINAL_MS},
@@ -205,7 +244,9 @@ def measure_arm_rates(repeat=5):
         ``float_conv_gmac_s`` (float64 matmul of conv1's im2col shape), ``matmul_loop_ns`` (what
         predict_flow2's 2-column product takes beyond that, per row and inner index), ``float_elem_ns`` (the
         median of the float passes the host layers make: a broadcast subtraction, a multiply, a
-        floor, a cast), ``copy_elem_ns`` (conv1's im2col), ``byte_elem_ns`` (shift, and, stack, packbits on
+        floor, a cast), ``elem_loop_ns`` (what a product with a weight broadcast along the flow's
+        last axis takes beyond one with the weight spread out, per inner loop), ``copy_elem_ns``
+        (conv1's im2col), ``byte_elem_ns`` (shift, and, stack, packbits on
         uint8), ``numpy_call_us`` (a ufunc on a 1-element array), ``memcpy_mb_s`` (``bytes`` of a
         1 MiB buffer), ``sleep_overhead_us`` (``time.sleep(20e-6)`` beyond 20 us).
     """
@@ -225,6 +266,11 @@ def measure_arm_rates(repeat=5):
     n = x.size
     passes = [lambda: x - m, lambda: x * 0.5, lambda: np.floor(x), lambda: x.astype(np.float32)]
     float_ns = statistics.median(_best(f, repeat) / n * 1e9 for f in passes)
+    flow = rng.standard_normal((1, 96, 128, 2)).astype(np.float32)
+    column = rng.standard_normal((128, 1)).astype(np.float32)
+    spread = np.repeat(column, 2, axis=1)
+    loop_gap = _best(lambda: flow * column, repeat) - _best(lambda: flow * spread, repeat)
+    elem_loop_ns = max(loop_gap / (96 * 128) * 1e9, 0.01)
     u = rng.integers(0, 4, size=(48, 64, 128), dtype=np.uint8)
     nb = u.size
     bpasses = [lambda: u >> 1, lambda: u & 1, lambda: np.stack([u, u], axis=2),
@@ -236,7 +282,8 @@ def measure_arm_rates(repeat=5):
     buf = bytearray(1 << 20)
     memcpy = (1 << 20) / _best(lambda: bytes(buf), repeat) / 1e6
     sleep_us = max(_best(lambda: time.sleep(20e-6), repeat) * 1e6 - 20, 0.1)
-    return {"float_conv_gmac_s": round(conv, 4), "matmul_loop_ns": round(loop_ns, 3), "float_elem_ns": round(float_ns, 3), "copy_elem_ns": round(copy_ns, 3),
+    return {"float_conv_gmac_s": round(conv, 4), "matmul_loop_ns": round(loop_ns, 3), "float_elem_ns": round(float_ns, 3),
+            "elem_loop_ns": round(elem_loop_ns, 3), "copy_elem_ns": round(copy_ns, 3),
             "byte_elem_ns": round(byte_ns, 3), "numpy_call_us": round(call_us, 3),
             "memcpy_mb_s": round(memcpy, 1), "sleep_overhead_us": round(sleep_us, 1)}
 
@@ -262,16 +309,17 @@ def write_rates(path, rates, header):
     os.replace(tmp, path)
 
 
-def here_entry(model, program, clock_hz, rates, params, repeat=7):
-    """``board.here``: ARM rates measured here; the model's host compute with them against the
-    runtime's measured host compute (float layers + packing) on the golden backend (both the
-    shortest of several runs)."""
+def here_entry(model, program, clock_hz, rates, params, measured=None, repeat=7):
+    """``board.here``: ARM rates measured here (``measured``, else :func:`measure_arm_rates`);
+    the model's host compute with them against the runtime's measured host compute (float
+    layers, flow assembly, packing and unpacking) on the golden backend (the shortest of
+    several runs)."""
     from models.generate import random_frame_pairs
 
     from .backends.golden import GoldenTransport
     from .boardmodel import estimate_frame
     from .runtime import FlowRuntime
-    measured = measure_arm_rates()
+    measured = measure_arm_rates() if measured is None else measured
     r = _rates_with_measured(rates, measured)
     est = estimate_frame(model.layers, program, clock_hz, r)
     frames, _ = random_frame_pairs(1, model.cfg.height, model.cfg.width, seed=100)
@@ -290,25 +338,27 @@ def here_entry(model, program, clock_hz, rates, params, repeat=7):
 
 # -- entry point ---------------------------------------------------------------------------
 
-def measure(cfg=None, hw_config=None, rates_path=None, *, quantized_network=QUANTIZED_NETWORK, here=False,
-            widths=tuple(ORIGINAL_MS)):
-    """Every ``board`` entry for a network configuration (default D=3, 96x128), a hardware
-    configuration (name, path or ``None``) and a rates file."""
+def measure(cfg=None, hw_config=None, rates_path=None, *, here=False, widths=tuple(ORIGINAL_MS)):
+    """Every ``board`` entry for a network (default: the shipped D=3, 96x128 configurations of
+    both divisions; a configuration of either division: it and the same network in the other,
+    :func:`divisions`), a hardware configuration (name, path or ``None``) and a rates file."""
     from models.hwconfig import check_target, load_hw_config
-    from models.network import load_network_config
     from .boardmodel import load_board_rates, shown_path
     hw = check_target(load_hw_config(hw_config), "accelerator")
     params, clock_hz = hw.engine_params, hw.clock_hz
     rates = load_board_rates(rates_path)
-    cfg = load_network_config() if cfg is None else cfg
-    model, program = _program(cfg, params)
+    float_cfg, quant_cfg = divisions(cfg)
+    split_model, split_program, split_weights = _program(float_cfg, params)
+    quant_model, quant_program, quant_weights = _program(quant_cfg, params)
     data = {"hw_config": hw.name, "rates": shown_path(rates.source), "profile": rates.profile,
             "device_memory": rates.device_memory,
-            "split": split_entry(model, program, clock_hz, rates),
-            "quantized": quantized_entry(cfg, params, clock_hz, rates, quantized_network),
-            "check": check_entry(cfg, params, clock_hz, rates, widths)}
+            "split": split_entry(split_model, split_program, clock_hz, rates, split_weights),
+            "quantized": quantized_entry(quant_model, quant_program, clock_hz, rates, quant_weights),
+            "check": check_entry(float_cfg, params, clock_hz, rates, widths)}
     if here:
-        data["here"] = here_entry(model, program, clock_hz, rates, params)
+        measured = measure_arm_rates()
+        data["here"] = {"split": here_entry(split_model, split_program, clock_hz, rates, params, measured),
+                        "quantized": here_entry(quant_model, quant_program, clock_hz, rates, params, measured)}
     return data
 
 
@@ -322,10 +372,12 @@ def _table(data):
     for key in ("split", "quantized"):
         e = data[key]
         lines.append(f"  board.{key:28s} {e['frame_ms']:9.2f} {e['fps']:8.2f} {e['arm_ms']:9.2f} "
-                     f"{e['fpga_ms']:8.3f}  {e['bottleneck']}")
-        for name, p in e["profiles"].items():
-            if name != rates["profile"]:
-                lines.append(f"    profile {name:24s} {p['frame_ms']:9.2f} {p['fps']:8.2f} {p['arm_ms']:9.2f}")
+                     f"{e['fpga_ms']:8.3f}  {e['bottleneck']}  ({e['network']}, {e['weights']})")
+        for mode, profiles in e["memory"].items():
+            for name, p in profiles.items():
+                if (name, mode) != (rates["profile"], rates["device_memory"]):
+                    lines.append(f"    {name + ', ' + mode:32s} {p['frame_ms']:9.2f} {p['fps']:8.2f} "
+                                 f"{p['arm_ms']:9.2f} {p['fpga_ms']:8.3f}  {p['bottleneck']}")
     for key in ("split", "quantized"):
         e = data[key]
         lines.append(f"  board.{key} parts (ms):")
@@ -333,24 +385,25 @@ def _table(data):
         parts += [(f"segment {s['layers'][0]}..{s['layers'][-1]}", s["latency_ms"]) for s in e["segments"]]
         for k, ms in parts:
             lines.append(f"    {k:32s} {ms:9.3f}")
-        lines.append("    FPGA by layer: " + ", ".join(f"{k} {v['board_ms']:.3f} ({v['cycles']:,} cycles)"
-                                                   for k, v in e["fpga"].items()))
+        lines.append(f"    FPGA by layer ({e['fpga_cycles']:,} cycles in all): "
+                     + ", ".join(f"{k} {v['board_ms']:.3f} ({v['cycles']:,} cycles)" for k, v in e["fpga"].items()))
         for note in e.get("notes", []):
             lines.append(f"    note: {note}")
     c = data["check"]
     profiles = list(c["model_ms"])
     lines.append("  board.check: the original's configuration (float conv1 on the ARM), frame ms")
-    lines.append(f"    {'conv1 ch':>8s} {'original':>9s} " + " ".join(f"{p:>9s}" for p in profiles))
+    lines.append(f"    {'conv1 ch':>8s} {'original':>9s} " + " ".join(f"{p:>13s}" for p in profiles))
     for w in c["fpga_width"]:
         orig = c["original_ms"].get(w)
         lines.append(f"    {w:>8s} {orig if orig is not None else '-':>9} "
-                     + " ".join(f"{c['model_ms'][p][w]:9.1f}" for p in profiles))
+                     + " ".join(f"{c['model_ms'][p][w]:13.1f}" for p in profiles))
     for name, f in c["fit"].items():
-        lines.append(f"    fit {name:10s} {f['fixed_ms']:8.1f} ms + {f['ms_per_conv1_channel']:.3f} ms per conv1 channel")
+        lines.append(f"    fit {name:13s} {f['fixed_ms']:8.1f} ms + {f['ms_per_conv1_channel']:.3f} ms per conv1 channel")
+    for key, h in data.get("here", {}).items():
+        lines.append(f"  board.here.{key} ({h['machine']}): model host {h['model_host_ms']:.2f} ms, measured "
+                     f"{h['measured_host_ms']:.2f} ms (ratio {h['ratio']:.2f})")
     if "here" in data:
-        h = data["here"]
-        lines.append(f"  board.here ({h['machine']}): model host {h['model_host_ms']:.2f} ms, measured "
-                     f"{h['measured_host_ms']:.2f} ms (ratio {h['ratio']:.2f}); rates {h['rates']}")
+        lines.append(f"    rates measured here: {next(iter(data['here'].values()))['rates']}")
     return "\n".join(lines)
 
 

@@ -21,11 +21,13 @@ FPGA, per layer
     pixel and tile (codes are written as masked single beats) or the raw accumulator beats.
 ARM, per frame
     The host's work as :mod:`sw.ledger` counts it from the runtime's real code path: float
-    multiply-accumulates and element passes of every host step (frame scaling, conv1,
-    upsample_flow3, predict_flow2 with their dequantization, im2col, batch norm, quantizer;
-    the flow's scaling and upsampling), packing and unpacking, device-memory bytes and calls
-    (uncached, or cached with a sync per transfer), register accesses, polls and the sleeps
-    between them (the driver's polling, replayed with the board's FPGA time).
+    multiply-accumulates and element passes of every host step (float ends: frame scaling,
+    conv1, upsample_flow3, predict_flow2 with their dequantization, im2col, batch norm,
+    quantizer; quantized ends: the frame-pair image, the dequantization of predict_flow2's
+    multi-plane raw accumulators; both: the flow's scaling and bilinear upsampling), packing
+    and unpacking, device-memory bytes and calls (uncached, or cached with a sync per
+    transfer), register accesses, polls and the sleeps between them (the driver's polling,
+    replayed with the board's FPGA time).
 Frame
     ``frame_ms`` is the latency of a frame run as the runtime runs it now: every part in turn,
     the host noticing the end of a descriptor list at its next poll. With frame pipelining
@@ -43,16 +45,14 @@ import os
 
 import yaml
 
-from models.cycles import DEFAULT_LATENCY, descriptor_cycles, descriptor_phases, load_cycles as _load, phase_cycles
-from models.engine import DESCRIPTOR, OUTPUT_RAW, raw_tensor_bytes
+from models.cycles import descriptor_cycles, descriptor_phases, phase_cycles
 from models.errors import ConfigError
 from models.network import CONFIG_DIR
 
 from .ledger import derive_frame_work, poll_schedule, total
 
 __all__ = ["BoardRates", "load_board_rates", "default_rates_path", "descriptor_phases", "phase_cycles", "fpga_layer",
-           "segment_fpga_s", "price_work", "estimate_frame", "DEVICE_MEMORY_MODES", "PROFILE_KEYS",
-           "all_accelerator_layers", "sketch_program", "sketch_problems"]
+           "segment_fpga_s", "price_work", "estimate_frame", "DEVICE_MEMORY_MODES", "PROFILE_KEYS"]
 
 #: Ways the host maps the device memory.
 DEVICE_MEMORY_MODES = ("uncached", "cached_sync")
@@ -60,7 +60,8 @@ DEVICE_MEMORY_MODES = ("uncached", "cached_sync")
 _ARM_KEYS = ("clock_mhz", "profile", "profiles", "memcpy_mb_s", "device_memory", "uncached_write_mb_s",
              "uncached_read_mb_s", "sync_call_us", "mem_call_us", "reg_access_us", "sleep_overhead_us")
 #: The rates of one ARM profile (``arm.profiles.<name>``).
-PROFILE_KEYS = ("float_conv_gmac_s", "matmul_loop_ns", "float_elem_ns", "copy_elem_ns", "byte_elem_ns", "numpy_call_us")
+PROFILE_KEYS = ("float_conv_gmac_s", "matmul_loop_ns", "float_elem_ns", "elem_loop_ns", "copy_elem_ns", "byte_elem_ns",
+                "numpy_call_us")
 _PORT_KEYS = ("read_mb_s", "port_clock_mhz", "write_mb_s", "write_fast_bytes", "write_sustained_mb_s",
               "read_latency_cycles", "derate")
 
@@ -218,6 +219,10 @@ class BoardRates:
         return self.profiles[self.profile]["matmul_loop_ns"]
 
     @property
+    def elem_loop_ns(self):
+        return self.profiles[self.profile]["elem_loop_ns"]
+
+    @property
     def copy_elem_ns(self):
         return self.profiles[self.profile]["copy_elem_ns"]
 
@@ -324,16 +329,18 @@ def segment_fpga_s(layer_times, clock_hz):
 
 def price_work(work, rates):
     """Seconds of one :class:`sw.ledger.Work` on the ARM: the matrix products at the profile's
-    float-convolution rate plus their inner-loop overhead, every element pass and call at its
-    cost."""
+    float-convolution rate plus their inner-loop overhead, every element pass, inner loop of a
+    broadcast pass and call at its cost."""
     matmul = work.macs / (rates.conv_gmac_s * 1e9) + work.matmul_loops * rates.matmul_loop_ns * 1e-9
-    return (matmul + work.float_elems * rates.float_elem_ns * 1e-9 + work.copy_elems * rates.copy_elem_ns * 1e-9
-            + work.byte_elems * rates.byte_elem_ns * 1e-9 + work.calls * rates.numpy_call_us * 1e-6)
+    return (matmul + work.float_elems * rates.float_elem_ns * 1e-9 + work.elem_loops * rates.elem_loop_ns * 1e-9
+            + work.copy_elems * rates.copy_elem_ns * 1e-9 + work.byte_elems * rates.byte_elem_ns * 1e-9
+            + work.calls * rates.numpy_call_us * 1e-6)
 
 
 def _write_s(nbytes, calls, rates):
-    """The transport copies the bytes (``bytes(data)``), then stores them into device memory."""
-    t = calls * rates.mem_call_us * 1e-6 + nbytes / (rates.memcpy_mb_s * 1e6)
+    """The transport stores the packed bytes into the mapping (``bytes(data)`` of the bytes the
+    runtime packs is the same object, no copy): uncached stores, or a cached copy and a sync."""
+    t = calls * rates.mem_call_us * 1e-6
     if rates.device_memory == "uncached":
         return t + nbytes / (rates.uncached_write_mb_s * 1e6)
     return t + nbytes / (rates.memcpy_mb_s * 1e6) + calls * rates.sync_call_us * 1e-6
@@ -443,178 +450,3 @@ def estimate_frame(layers, program, clock_hz, rates):
                   "device_memory": rates.device_memory},
         "work": fw.as_dict(), "notes": notes,
     }
-
-
-# -- programs without weights: the fully quantized network before its configuration exists ------
-
-def all_accelerator_layers(cfg, *, flow_code_channels=16, flow_planes=4):
-    """The layers of ``cfg`` with the first and last layers on the accelerator too, as the fully
-    quantized network is specified (the hardware contract): conv1 reads the frame-pair image
-    (thermometer codes, space_to_depth in the loader: ``4 * FRAME_CODE_CHANNELS`` conv-input
-    channels); every ``predict_flow{l}`` above level 2 outputs ``flow_code_channels`` codes of a
-    quantized flow; every ``upsample_flow{l}`` is a W1A2 layer on the accelerator; every
-    ``cast_conv`` has batch norm and codes; ``predict_flow2`` returns raw accumulators of
-    ``2 * flow_planes`` channels (binary weight planes combined on the host).
-
-    The channel counts of the flow codes and planes change no cycle count while they fit one
-    channel group and one output tile (``<= simd_lanes`` and ``<= pe_count``).
-    """
-    from dataclasses import replace as _replace
-
-    from models.formats import FRAME_CODE_CHANNELS
-    from models.network import OUT_CODES, OUT_RAW, build_layers
-    out = []
-    for layer in build_layers(cfg):
-        name = layer.name
-        if name == "conv1":
-            layer = _replace(layer, c_in=4 * FRAME_CODE_CHANNELS, binary=True, accel=True)
-        elif name.startswith("predict_flow") and name != "predict_flow2":
-            layer = _replace(layer, c_out=flow_code_channels, bn=True, output=OUT_CODES, accel=True)
-        elif name.startswith("upsample_flow"):
-            layer = _replace(layer, c_in=flow_code_channels, accel=True)
-        elif name.startswith("cast_conv"):
-            layer = _replace(layer, bn=True, output=OUT_CODES, accel=True)
-        elif name == "predict_flow2":
-            layer = _replace(layer, c_out=2 * flow_planes, binary=True, output=OUT_RAW, accel=True)
-        out.append(layer)
-    return out
-
-
-def sketch_program(layers, params, base=0):
-    """A :class:`sw.program.Program` of ``layers`` without weights: the memory map, schedule and
-    descriptors that :func:`sw.program.compile_program` makes for the same layers (the same
-    allocation order and descriptor fields, checked by the tests), with the weight and threshold
-    regions sized but not filled (``constants`` is ``None``).
-
-    Unlike ``compile_program`` it places the network input for an accelerator layer that reads
-    it: the frame-pair image (``models.formats.pack_frame_pair``, ``src_format`` 1), first in
-    the arena. Descriptors are not validated (see :func:`sketch_problems`).
-    """
-    from models.engine import OP_CODES, OUTPUT_CODES, SRC_FRAMES, SRC_CODES
-    from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, channel_groups, tiles
-    from models.network import INPUT, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, OUT_CODES
-    from models.board import BUFFER_ALIGN
-    from models.engine import Descriptor
-
-    from .program import Buffer, HostLayer, Placement, Program, Segment
-
-    by_name = {layer.name: layer for layer in layers}
-    order = [layer.name for layer in layers]
-    accel = [layer for layer in layers if layer.accel]
-    s, pe = params.simd_lanes, params.pe_count
-    prog = Program(params=params, base=base, size=0)
-    cursor = 0
-
-    def alloc(name, size):
-        nonlocal cursor
-        cursor = -(-cursor // BUFFER_ALIGN) * BUFFER_ALIGN
-        prog.buffers[name] = Buffer(name, cursor, size)
-        cursor += size
-        return prog.buffers[name]
-
-    touched = set()
-    for layer in accel:
-        touched.add(layer.name)
-        touched.update(layer.inputs)
-    concat_of = {}
-    for layer in accel:
-        if len(layer.inputs) > 1:
-            offset = 0
-            for src in layer.inputs:
-                concat_of[src] = (layer.name, offset)
-                offset += by_name[src].c_out
-    for name in sorted(touched, key=lambda n: order.index(n) if n != INPUT else -1):
-        if name == INPUT:
-            first = next(layer for layer in layers if INPUT in layer.inputs)
-            h, w = first.height * 2, first.width * 2
-            alloc("tensor:input", h * w * FRAME_PIXEL_BYTES)
-            prog.placements[INPUT] = Placement("tensor:input", 0, FRAME_CODE_CHANNELS, h, w, "frames")
-            continue
-        layer = by_name[name]
-        if name in concat_of:
-            cat, ch_off = concat_of[name]
-            buf = f"concat:{cat}"
-            if buf not in prog.buffers:
-                alloc(buf, channel_groups(by_name[cat].c_in, s) * layer.height * layer.width * params.bus_bytes)
-            offset = (ch_off // s) * layer.height * layer.width * params.bus_bytes
-            prog.placements[name] = Placement(buf, offset, layer.c_out, layer.height, layer.width, layer.output)
-            continue
-        if layer.output == OUT_CODES:
-            size = channel_groups(layer.c_out, s) * layer.height * layer.width * params.bus_bytes
-        else:
-            size = raw_tensor_bytes(layer.height, layer.width, layer.c_out, params)
-        alloc(f"tensor:{name}", size)
-        prog.placements[name] = Placement(f"tensor:{name}", 0, layer.c_out, layer.height, layer.width, layer.output)
-
-    done = {INPUT}
-    pending = list(layers)
-    segments = []
-    while pending:
-        seg = []
-        progress = True
-        while progress:
-            progress = False
-            for layer in list(pending):
-                if layer.accel and all(i in done for i in layer.inputs):
-                    seg.append(layer.name)
-                    done.add(layer.name)
-                    pending.remove(layer)
-                    progress = True
-        if seg:
-            segments.append(seg)
-            prog.schedule.append(seg)
-        for layer in list(pending):
-            if not layer.accel and all(i in done for i in layer.inputs):
-                prog.schedule.append(HostLayer(layer.name))
-                done.add(layer.name)
-                pending.remove(layer)
-                break
-        else:
-            if pending and not seg:
-                raise ConfigError(f"cannot schedule layers {[x.name for x in pending]}")
-
-    for layer in accel:
-        k = layer.kernel
-        t = tiles(layer.c_out, pe)
-        alloc(f"weights:{layer.name}", t * channel_groups(layer.c_in, s) * k * k * pe * s // 8)
-        if layer.output == OUT_CODES:
-            alloc(f"thresholds:{layer.name}", t * pe * params.threshold_layout.nbytes)
-    for seg_layers in segments:
-        buf = alloc(f"descriptors:{seg_layers[0]}", len(seg_layers) * DESCRIPTOR.nbytes)
-        prog.schedule[prog.schedule.index(seg_layers)] = Segment(seg_layers, buf.offset)
-    prog.size = -(-cursor // BUFFER_ALIGN) * BUFFER_ALIGN
-    for item in prog.schedule:
-        if not isinstance(item, Segment):
-            continue
-        for name in item.layers:
-            layer = by_name[name]
-            frames = layer.inputs == (INPUT,)
-            s2d = layer.input_op == OP_SPACE_TO_DEPTH
-            src_channels = FRAME_CODE_CHANNELS if frames else (layer.c_in // 4 if s2d else layer.c_in)
-            src_h = layer.height * 2 if s2d else (layer.height // 2 if layer.input_op == OP_UPSAMPLE else layer.height)
-            src_w = layer.width * 2 if s2d else (layer.width // 2 if layer.input_op == OP_UPSAMPLE else layer.width)
-            src_addr = (base + prog.buffers[f"concat:{name}"].offset if len(layer.inputs) > 1
-                        else prog.address(layer.inputs[0]))
-            fields_ = dict(kernel=layer.kernel, input_op=OP_CODES[layer.input_op],
-                           output_mode=OUTPUT_CODES if layer.output == OUT_CODES else OUTPUT_RAW,
-                           src_format=SRC_FRAMES if frames else SRC_CODES, layer_id=order.index(name),
-                           src_height=src_h, src_width=src_w, src_channels=src_channels,
-                           out_channels=layer.c_out, src_addr=src_addr,
-                           weights_addr=base + prog.buffers[f"weights:{name}"].offset,
-                           thresholds_addr=(base + prog.buffers[f"thresholds:{name}"].offset
-                                            if layer.output == OUT_CODES else 0),
-                           dst_addr=prog.address(name))
-            prog.descriptors[name] = Descriptor(fields_, params)
-    return prog
-
-
-def sketch_problems(program):
-    """``{layer: error name}`` of the descriptors the engine would refuse (``validate_descriptor``
-    within the program's window)."""
-    from models.engine import ERROR_NAMES, validate_descriptor
-    out = {}
-    for name, desc in program.descriptors.items():
-        err = validate_descriptor(desc, program.window)
-        if err:
-            out[name] = ERROR_NAMES[err]
-    return out

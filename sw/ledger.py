@@ -13,8 +13,11 @@ What is counted
       counts follow the numpy code the host runs, step by step: ``models.golden.frames_to_float``,
       ``QuantizedModel.run_layer`` for a host layer (dequantization of each input, concat,
       the input operation, ``models.conv.conv_float``: padding, im2col, matrix product, bias;
-      then batch norm and the 2-bit quantizer, or the float32 cast), ``final_flow``; see
-      :func:`host_layer_work`.
+      then batch norm and the 2-bit quantizer, or the float32 cast), and the flow:
+      ``QuantizedModel.flow_value`` of predict_flow2 (the float64 value of the host layer's
+      float32 output, or ``models.golden.dequantize_planes`` of its raw accumulators) and
+      ``final_flow`` (float32 cast, x flow_scale, ``models.golden.upsample_flow_bilinear``); see
+      :func:`host_layer_work` and :func:`flow_work`.
     * **Packing**: ``models.formats.pack_activations`` of each tensor the host writes, the
       frame-pair image when the accelerator reads the frames, and unpacking
       (``unpack_activations`` / ``unpack_accumulators``) of each tensor read back.
@@ -24,20 +27,21 @@ What is counted
       them, as the driver issues them through the transport.
 
 The element and call counts are a model of the numpy code (a pass is one array-sized loop in
-numpy's C code, whatever its arithmetic); bytes, registers and polls are what went through the
-transport.
+numpy's C code, whatever its arithmetic; a reduction counts the elements it reads); bytes,
+registers and polls are what went through the transport.
 """
 
 from dataclasses import dataclass, field
 
+from models.engine import raw_channels
 from models.formats import FRAME_COLORS, FRAME_PIXEL_BYTES, channel_groups
 from models.network import INPUT, OP_SPACE_TO_DEPTH, OP_UPSAMPLE, OUT_CODES, OUT_FLOAT, OUT_RAW
 from models.regmap import CTRL_START, MAX_LAYER_COUNTERS, REG, STATUS_BUSY
 from models.quant import ACT_BITS
 
 __all__ = ["Work", "SegmentWork", "FrameWork", "WorkLedger", "LedgerTransport", "host_layer_work", "total",
-           "input_work", "flow_work", "pack_work", "frame_pair_work", "unpack_work", "poll_schedule",
-           "derive_frame_work", "FRAMES_TENSOR"]
+           "input_work", "flow_work", "bilinear_work", "pack_work", "frame_pair_work", "unpack_work",
+           "poll_schedule", "derive_frame_work", "FRAMES_TENSOR"]
 
 #: Name under which the frame-pair image (the accelerator's input) appears in the memory counts.
 FRAMES_TENSOR = INPUT
@@ -64,16 +68,28 @@ class Work:
         Inner loops of those products: one per (row, inner index) pair, each over the output
         columns (``macs / columns``); a product with few output columns is bound by them.
     float_elems : int
-        Elements written by element-wise numpy operations on float arrays (arithmetic, casts,
-        comparisons; one pass over ``n`` elements counts ``n``).
+        Elements written by element-wise numpy operations on arrays of 4- and 8-byte elements
+        (float arithmetic, casts, comparisons, index arithmetic; one pass over ``n`` elements
+        counts ``n``; a reduction counts the elements it reads).
     copy_elems : int
         Elements of float arrays copied by a gather: a concatenation along the channel axis,
-        im2col, padding, space_to_depth, nearest upsampling (strided copies in short runs).
+        im2col, padding, space_to_depth, nearest upsampling, the ``take`` of the flow's bilinear
+        upsampling (strided copies in short runs).
     byte_elems : int
         Elements written by numpy operations on 1-byte arrays (uint8, bool), including copies of
         byte buffers.
     calls : int
         numpy calls (each costs a fixed overhead besides its elements).
+    elem_loops : int
+        Inner loops of element passes whose operands numpy cannot walk as one run: an operand
+        broadcast along an inner axis (a per-channel scale, bias or batch-norm parameter; a
+        per-column interpolation weight) or a strided destination (the frame pair's 6 bytes a
+        pixel into the 8 of the frame-pair image) makes numpy's iterator run the inner loop once
+        per run of the innermost axes it can merge, ``n / run`` times (a pass over contiguous
+        or scalar operands counts 0). Counted for the float passes of the host layers and the
+        flow and for the frame-pair image; the gathers' runs are in the rate of
+        ``copy_elems``, and the runs of the code packing (``pack_work``, ``unpack_work``, float
+        ends only) are not counted.
     """
 
     macs: int = 0
@@ -82,6 +98,7 @@ class Work:
     copy_elems: int = 0
     byte_elems: int = 0
     calls: int = 0
+    elem_loops: int = 0
 
     def __add__(self, other):
         return Work(*(getattr(self, f) + getattr(other, f) for f in _WORK_FIELDS))
@@ -90,7 +107,7 @@ class Work:
         return {f: getattr(self, f) for f in _WORK_FIELDS}
 
 
-_WORK_FIELDS = ("macs", "matmul_loops", "float_elems", "copy_elems", "byte_elems", "calls")
+_WORK_FIELDS = ("macs", "matmul_loops", "float_elems", "copy_elems", "byte_elems", "calls", "elem_loops")
 
 
 @dataclass
@@ -203,9 +220,11 @@ def _dequantize_work(kind, shape, bias):
         # dequantize_activations(t, float64): astype(float64), * 2/3, astype(float64)
         return Work(float_elems=3 * n, calls=3)
     if kind == OUT_RAW:
-        # dequantize_raw: asarray(float64), alpha * 2/3 (per channel), *, + bias
+        # dequantize_raw: asarray(float64), alpha * 2/3 (per channel), *, + bias (both broadcast
+        # along the channels: one inner loop a pixel)
         c = int(shape[-1])
-        return Work(float_elems=2 * n + c + (n if bias else 0), calls=3 + (1 if bias else 0))
+        return Work(float_elems=2 * n + c + (n if bias else 0), calls=3 + (1 if bias else 0),
+                    elem_loops=(n // c) * (2 if bias else 1))
     return Work(calls=1)                     # float input: np.asarray, no copy
 
 
@@ -248,10 +267,11 @@ def host_layer_work(layer, input_kinds, input_shapes):
                            float_elems=pixels * c_out, calls=2)
     out = pixels * c_out
     if layer.bias:
-        steps["bias"] = Work(float_elems=out, calls=2)
+        steps["bias"] = Work(float_elems=out, calls=2, elem_loops=pixels)
     if layer.output == OUT_CODES:
-        # batch_norm: z - mean, gamma * ., var + eps and sqrt (per channel), / ., + beta
-        steps["batch_norm"] = Work(float_elems=4 * out + 2 * c_out, calls=9)
+        # batch_norm: z - mean, gamma * ., var + eps and sqrt (per channel), / ., + beta; the four
+        # passes broadcast their parameter along the channels
+        steps["batch_norm"] = Work(float_elems=4 * out + 2 * c_out, calls=9, elem_loops=4 * pixels)
         # quantize_activations: isnan + any, clip, / 2, * 3, + 0.5, floor, astype(uint8)
         steps["quantize"] = Work(float_elems=5 * out, byte_elems=3 * out, calls=9)
     elif layer.output == OUT_FLOAT:
@@ -259,18 +279,55 @@ def host_layer_work(layer, input_kinds, input_shapes):
     return steps
 
 
+def bilinear_work(shape, factor=4):
+    """``models.golden.upsample_flow_bilinear`` of a float32 flow ``shape`` ``(N, H, W, C)``.
+
+    For each axis (H, then W) of ``n`` input pixels, ``m = n * factor`` output pixels: the
+    sample positions and weights (``arange``, ``+ 0.5``, ``/ factor``, ``- 0.5``, ``clip``,
+    ``floor``, ``astype(intp)``, ``+ 1``, ``minimum``, ``s - i0``, ``astype(float32)``,
+    ``1 - w``: 12 passes of ``m`` elements), then two ``take`` gathers of the axis' output and
+    three passes over it (``* (1 - w)``, ``* w``, ``+``).
+    """
+    n, h, w, c = (int(d) for d in shape)
+    steps = Work(calls=1)                                    # asarray(float32): no copy
+    size = n * h * w * c
+    for axis, pixels in ((-3, h), (-2, w)):
+        m = pixels * factor
+        size *= factor                                       # the output of this axis
+        # the weights, (m, 1, 1) or (m, 1), are broadcast along the axes after this one: each of
+        # the two products runs its inner loop once per index of this axis and the ones before
+        # (H: n * m runs of W * C; W: n * 4H * m runs of C)
+        runs = n * m if axis == -3 else size // c
+        steps += Work(float_elems=12 * m + 3 * size, copy_elems=2 * size, calls=19, elem_loops=2 * runs)
+    return steps
+
+
 def flow_work(layer, shape, factor=4):
-    """``QuantizedModel.final_flow`` of ``predict_flow2`` (``layer``) held as ``shape``: x scale,
-    nearest x4; raw accumulators of an accelerator ``predict_flow2`` are first dequantized and
-    their channels (binary weight planes) summed into the 2 flow channels."""
-    steps = {}
-    if layer.output == OUT_RAW:
-        steps["dequantize"] = _dequantize_work(OUT_RAW, shape, layer.bias) + Work(float_elems=_size(shape),
-                                                                                  calls=2)
-        shape = tuple(shape[:-1]) + (2,)
+    """``QuantizedModel.final_flow(QuantizedModel.flow_value("predict_flow2", t))`` for
+    ``predict_flow2`` (``layer``) held as ``t`` of ``shape`` ``(N, H, W, C)``.
+
+    Steps: ``dequantize``, the float value (float ends: ``np.asarray(t, float64)`` of the host
+    layer's float32 output, a cast; quantized ends: ``models.golden.dequantize_planes`` of the
+    multi-plane raw accumulators: float64 cast, plane scales, product, sum over the ``M`` planes,
+    bias); ``scale``, ``final_flow``'s float32 cast and ``* flow_scale``; ``upsample``, the
+    bilinear x ``factor`` (:func:`bilinear_work`).
+    """
     n = _size(shape)
-    steps["scale"] = Work(float_elems=n, calls=2)
-    steps["upsample"] = Work(copy_elems=factor * n + factor * factor * n, calls=2)
+    c = int(shape[-1])
+    if layer.output == OUT_RAW and layer.planes:
+        # asarray(float64), asarray(beta) * 2/3, acc * . (broadcast: a loop a pixel), reshape,
+        # sum(axis=-1) (a loop of M an output), asarray(bias), + bias (a loop a pixel)
+        out = n // layer.planes
+        pixels = n // c
+        steps = {"dequantize": Work(float_elems=n + c + n + n + out, calls=8, elem_loops=pixels + out + pixels)}
+    elif layer.output == OUT_RAW:
+        out = n
+        steps = {"dequantize": _dequantize_work(OUT_RAW, shape, layer.bias)}
+    else:
+        out = n
+        steps = {"dequantize": Work(float_elems=n, calls=1)}
+    steps["scale"] = Work(float_elems=2 * out, calls=3)      # asarray(float32), np.float32(scale), *
+    steps["upsample"] = bilinear_work(tuple(shape[:-1]) + (out // _size(shape[:-1]),), factor)
     return steps
 
 
@@ -286,22 +343,26 @@ def pack_work(height, width, channels, lanes):
 
 
 def frame_pair_work(height, width, channels):
-    """``models.formats.pack_frame_pair`` + ``tobytes`` of uint8 frames ``(H, W, C)``."""
+    """``Program.pack_tensor`` of the network input: ``models.formats.pack_frame_pair`` of uint8
+    frames ``(H, W, C)`` (``zeros``, the copy into it) and ``tobytes``."""
     n = height * width * FRAME_PIXEL_BYTES
-    return Work(byte_elems=n + height * width * channels + n, calls=4)
+    # the copy writes ``channels`` of every pixel's 8 bytes: one inner loop a pixel
+    return Work(byte_elems=n + height * width * channels + n, calls=5, elem_loops=height * width)
 
 
-def unpack_work(kind, height, width, channels, lanes, pe_count, acc_bits):
-    """``Program.unpack_tensor`` of a tensor read back (codes or raw accumulators)."""
+def unpack_work(kind, height, width, channels, params):
+    """``Program.unpack_tensor`` of a tensor read back (codes or raw accumulators) on an engine
+    of ``params`` (:class:`models.engine.EngineParams`)."""
     if kind == OUT_CODES:
+        lanes = params.simd_lanes
         g = channel_groups(channels, lanes)
         bits = g * height * width * ACT_BITS * lanes
         n = height * width * channels
         # frombuffer, transpose, reshape (copy), unpackbits, astype(bool), 2 x (astype, <<), sum, slice astype
         return Work(byte_elems=bits // 8 + bits + bits + 2 * bits + bits // 2 + n, calls=12)
-    stored = -(-channels // pe_count) * pe_count
-    n = height * width * stored
-    # frombuffer, ascontiguousarray, view, astype(int32), slice
+    # raw accumulators, models.engine.raw_channels a pixel: frombuffer, reshape,
+    # ascontiguousarray (no copy), view, [..., 0], astype(int32) (the one pass), slice
+    n = height * width * raw_channels(channels, params)
     return Work(float_elems=n, calls=6)
 
 
@@ -395,8 +456,7 @@ class WorkLedger:
     def unpacked(self, name, kind, shape, params):
         """A tensor read back was unpacked to ``shape`` ``(H, W, C)``."""
         h, w, c = shape
-        self._frame.unpack[name] = self._frame.unpack.get(name, Work()) + unpack_work(
-            kind, h, w, c, params.simd_lanes, params.pe_count, params.acc_bits)
+        self._frame.unpack[name] = self._frame.unpack.get(name, Work()) + unpack_work(kind, h, w, c, params)
 
     def end_frame(self, model, predict_flow2):
         """The flow was assembled from ``predict_flow2`` (as the host holds it)."""
@@ -547,7 +607,7 @@ def derive_frame_work(layers, program, busy_s, *, poll_min_s=20e-6, poll_max_s=1
         h, w, c = pl.height, pl.width, FRAME_COLORS
         cfg_in = (h, w, c)
         fw.pack[FRAMES_TENSOR] = frame_pair_work(h, w, c)
-        fw.writes[FRAMES_TENSOR] = h * w * FRAME_PIXEL_BYTES
+        fw.writes[FRAMES_TENSOR] = h * w * FRAME_PIXEL_BYTES       # pack_frame_pair's bytes
         fw.write_calls[FRAMES_TENSOR] = 1
     else:
         cfg_in = _input_shape(layers)
@@ -584,8 +644,7 @@ def derive_frame_work(layers, program, busy_s, *, poll_min_s=20e-6, poll_max_s=1
                 pl = program.placements[name]
                 fw.reads[name] = program.tensor_bytes(name)[1]
                 fw.read_calls[name] = 1
-                fw.unpack[name] = unpack_work(pl.kind, pl.height, pl.width, pl.channels, p.simd_lanes,
-                                              p.pe_count, p.acc_bits)
+                fw.unpack[name] = unpack_work(pl.kind, pl.height, pl.width, pl.channels, p)
     pf2 = by_name["predict_flow2"]
     fw.add_host("flow", flow_work(pf2, (batch, pf2.height, pf2.width, pf2.c_out)))
     return fw

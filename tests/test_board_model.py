@@ -9,34 +9,43 @@ import pytest
 import yaml
 
 from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
+import models.golden
 from models.cycles import descriptor_cycles, list_cycles
 from models.engine import EngineParams, SRC_FRAMES
 from models.errors import ConfigError
-from models.network import CONFIG_DIR, INPUT, build_layers
+from models.network import CONFIG_DIR, INPUT, NetworkConfig, build_layers, float_ends_config_path
+from models.regmap import MAX_LAYER_COUNTERS
 from sw import boardbench
 from sw.backends.golden import GoldenTransport
-from sw.boardmodel import (BoardRates, all_accelerator_layers, descriptor_phases, estimate_frame, fpga_layer,
-                           load_board_rates, phase_cycles, price_work, sketch_problems, sketch_program)
+from sw.boardmodel import (BoardRates, descriptor_phases, estimate_frame, fpga_layer, load_board_rates, phase_cycles,
+                           price_work)
 from sw.config import default_engine_params
-from sw.ledger import WorkLedger, derive_frame_work, poll_schedule, total
+from sw.ledger import WorkLedger, bilinear_work, derive_frame_work, flow_work, poll_schedule, total
 from sw.program import Segment, compile_program
 from sw.runtime import FlowRuntime
 
 BASE = 0x2000_0000
 PARAMS = default_engine_params()
-#: The tiny network needs 8-lane groups (its conv2 has 16 channels, a concat member).
+#: The tiny float-ends network needs 8-lane groups (its conv2 has 16 channels, a concat member).
 TINY_PARAMS = EngineParams(pe_count=8, simd_lanes=8, acc_bound=3 * 9 * 128, act_buffer_words=1024,
                            weight_buffer_words=128, max_burst=16, popcount_stages=1)
-TINY_HW = {"name": "test_p8_s8", "pe_count": 8, "simd_lanes": 8, "max_kernel": 3, "max_in_channels": 128,
-           "pipeline": {"popcount_stages": 1}, "clock_mhz": 50,
-           "engine": {"act_buffer_words": 1024, "weight_buffer_words": 128, "max_burst": 16}}
+#: A small network that both divisions compile for a small engine: the frame-pair source needs
+#: S = 32 or 64, and with S = 32 every space_to_depth source and concat member (conv1, conv2,
+#: deconv2) needs a multiple of 32 channels.
+SMALL = {"name": "lmflownet_small", "input": {"height": 16, "width": 24, "channels": 6}, "depth": 3,
+         "channels": [32, 32, 32], "deconv_channels": {2: 32}, "ends": "quantized"}
+SMALL_PARAMS = EngineParams(pe_count=8, simd_lanes=32, acc_bound=3 * 9 * 128, act_buffer_words=1024,
+                            weight_buffer_words=128, max_burst=16, popcount_stages=1)
+SMALL_HW = {"name": "test_p8_s32_small", "pe_count": 8, "simd_lanes": 32, "max_kernel": 3, "max_in_channels": 128,
+            "pipeline": {"popcount_stages": 1}, "clock_mhz": 50,
+            "engine": {"act_buffer_words": 1024, "weight_buffer_words": 128, "max_burst": 16}}
 #: Rates of the arithmetic tests (not the shipped file, which may change).
 RATES = {
     "name": "test",
     "arm": {"clock_mhz": 800, "profile": "numpy",
             "profiles": {"numpy": {"float_conv_gmac_s": 0.08, "matmul_loop_ns": 12, "float_elem_ns": 25,
-                                   "copy_elem_ns": 40, "byte_elem_ns": 4, "numpy_call_us": 8},
-                         "fast": {"float_conv_gmac_s": 1, "matmul_loop_ns": 1, "float_elem_ns": 1,
+                                   "elem_loop_ns": 40, "copy_elem_ns": 40, "byte_elem_ns": 4, "numpy_call_us": 8},
+                         "fast": {"float_conv_gmac_s": 1, "matmul_loop_ns": 1, "float_elem_ns": 1, "elem_loop_ns": 1,
                                   "copy_elem_ns": 1, "byte_elem_ns": 1, "numpy_call_us": 1}},
             "memcpy_mb_s": 600, "device_memory": "uncached", "uncached_write_mb_s": 80,
             "uncached_read_mb_s": 50, "sync_call_us": 110, "mem_call_us": 15, "reg_access_us": 2,
@@ -52,21 +61,46 @@ def _rates(**changes):
 
 
 def _tiny_cfg():
-    return load_network_config(os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"))
+    return load_network_config(os.path.join(CONFIG_DIR, "lmflownet_tiny_float_ends.yaml"))
+
+
+def _compiled(cfg, params):
+    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
+    return model, compile_program(model, params, base=BASE)
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    cfg = _tiny_cfg()
-    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
-    return model, compile_program(model, TINY_PARAMS, base=BASE)
+    """The tiny network, float ends."""
+    return _compiled(_tiny_cfg(), TINY_PARAMS)
 
 
 @pytest.fixture(scope="module")
 def default():
-    cfg = load_network_config()
-    model = QuantizedModel(cfg, random_weights(cfg, seed=0))
-    return model, compile_program(model, PARAMS, base=BASE)
+    """The default network, float ends (``board.split``)."""
+    return _compiled(load_network_config(float_ends_config_path()), PARAMS)
+
+
+@pytest.fixture(scope="module")
+def quantized():
+    """The default network, quantized ends (the default configuration, ``board.quantized``)."""
+    return _compiled(load_network_config(), PARAMS)
+
+
+@pytest.fixture(scope="module")
+def small():
+    """The small network, quantized ends."""
+    return _compiled(NetworkConfig.from_dict(SMALL), SMALL_PARAMS)
+
+
+@pytest.fixture(scope="module")
+def small_float():
+    """The small network, float ends."""
+    return _compiled(boardbench.with_ends(NetworkConfig.from_dict(SMALL), "float"), SMALL_PARAMS)
+
+
+_FIXTURE_PARAMS = {"tiny": TINY_PARAMS, "default": PARAMS, "quantized": PARAMS, "small": SMALL_PARAMS,
+                   "small_float": SMALL_PARAMS}
 
 
 def _golden_busy(program, params, clock_hz=100e6):
@@ -76,10 +110,12 @@ def _golden_busy(program, params, clock_hz=100e6):
 
 # -- the work ledger against an instrumented run -------------------------------------------
 
-@pytest.mark.parametrize("which", ["tiny", "default"])
+@pytest.mark.parametrize("which", ["tiny", "default", "small_float", "small", "quantized"])
 def test_counted_work_matches_an_instrumented_run(which, request):
+    """Both divisions: what the runtime reports to the ledger (and what went through the
+    transport) is what derive_frame_work derives from the program."""
     model, _ = request.getfixturevalue(which)
-    params = TINY_PARAMS if which == "tiny" else PARAMS
+    params = _FIXTURE_PARAMS[which]
     ledger = WorkLedger()
     runtime = FlowRuntime(model, GoldenTransport(params), params, ledger=ledger)
     frames, _ = random_frame_pairs(2, model.cfg.height, model.cfg.width, seed=3)
@@ -91,6 +127,10 @@ def test_counted_work_matches_an_instrumented_run(which, request):
         assert counted.as_dict() == derived.as_dict()
     assert ledger.load.writes == {"program": runtime.program.size}
     assert sum(s.polls for s in derived.segments) > len(derived.segments)   # the busy time made it poll
+    if model.cfg.quantized_ends:
+        assert "input" not in derived.host and set(derived.host) == {"flow"}
+        assert set(derived.writes) == {INPUT} and set(derived.reads) == {"predict_flow2"}
+        assert len(derived.segments) == 1
 
 
 def test_the_ledger_sees_a_tensor_read_back_for_inspection(tiny):
@@ -102,6 +142,13 @@ def test_the_ledger_sees_a_tensor_read_back_for_inspection(tiny):
     derived = derive_frame_work(model.layers, runtime.program, _golden_busy(runtime.program, TINY_PARAMS))
     assert set(ledger.frames[0].reads) == set(runtime.program.descriptors)
     assert ledger.frames[0].reads != derived.reads
+
+
+def _bilinear_counts(n, h, w, c, f=4):
+    """Hand count of upsample_flow_bilinear: per axis 12 passes over the m = n_axis * f sample
+    positions, 2 gathers and 3 passes over the axis' output."""
+    rows, out = n * h * f * w * c, n * h * f * w * f * c
+    return {"float_elems": 12 * (h * f + w * f) + 3 * (rows + out), "copy_elems": 2 * (rows + out)}
 
 
 def test_exact_counts_of_the_tiny_network(tiny):
@@ -119,17 +166,171 @@ def test_exact_counts_of_the_tiny_network(tiny):
     assert total(fw.host["predict_flow2"]).macs == 4 * 6 * 9 * 26 * 2
     assert fw.host["predict_flow2"]["dequantize"].float_elems == 3 * (4 * 6 * 26) + 26   # x, *, + bias
     assert fw.host["input"]["scale"].float_elems == 2 * 16 * 24 * 6
-    assert fw.host["flow"]["upsample"].copy_elems == (4 + 16) * 4 * 6 * 2
+    # the flow: float64 value of the float32 output, float32 cast and scale, bilinear x4 (16 x 24)
+    assert fw.host["flow"]["dequantize"].float_elems == 4 * 6 * 2
+    assert fw.host["flow"]["scale"].float_elems == 2 * 4 * 6 * 2
+    up = fw.host["flow"]["upsample"]
+    assert {"float_elems": up.float_elems, "copy_elems": up.copy_elems} == _bilinear_counts(1, 4, 6, 2)
+    assert up.copy_elems == 2 * (16 * 6 * 2 + 16 * 24 * 2)
     # device memory: codes are one 16-bit word a pixel-group, raw accumulators 16 bits a lane,
     # padded to a whole 32-bit bus word (2 lanes)
     assert fw.writes == {"conv1": 8 * 12 * 2, "upsample_flow3": 4 * 6 * 2}
     assert fw.reads == {"predict_flow3": 2 * 3 * 2 * 2, "cast_conv": 4 * 6 * 26 * 2}
     assert set(fw.pack) == {"conv1", "upsample_flow3"} and set(fw.unpack) == {"predict_flow3", "cast_conv"}
+    assert fw.unpack["cast_conv"].float_elems == 4 * 6 * 26            # the int32 cast of the stored lanes
     # registers: 6 writes, STATUS + polls + LAYERS_DONE + TOTAL_CYCLES + one LAYER_CYCLES per layer
     s1, s2 = fw.segments
     assert (s1.layers, s2.layers) == (["conv2", "conv3", "conv3_1", "predict_flow3", "deconv2"], ["cast_conv"])
     assert (s1.polls, s1.waits, s1.reg_writes, s1.reg_reads) == (3, 2, 6, 1 + 3 + 2 + 5)   # 0, 20, 60 us
     assert (s2.polls, s2.waits, s2.reg_reads) == (1, 0, 1 + 1 + 2 + 1)
+
+
+def test_exact_counts_of_the_quantized_network(quantized):
+    model, program = quantized
+    fw = derive_frame_work(model.layers, program, {"conv1": 50e-6})
+    # the frame pair goes down as the frame-pair image: zeros, the 6 bytes a pixel, tobytes
+    assert fw.writes == {INPUT: 96 * 128 * 8} and fw.write_calls == {INPUT: 1}
+    assert fw.pack[INPUT].byte_elems == 96 * 128 * 8 + 96 * 128 * 6 + 96 * 128 * 8
+    assert fw.pack[INPUT].elem_loops == 96 * 128                     # 6 of 8 bytes a pixel: a loop each
+    # predict_flow2's 2 x 4 planes of 16-bit accumulators, one 128-bit bus word a pixel
+    assert fw.reads == {"predict_flow2": 24 * 32 * 8 * 2} and fw.read_calls == {"predict_flow2": 1}
+    assert set(fw.unpack) == {"predict_flow2"} and fw.unpack["predict_flow2"].float_elems == 24 * 32 * 8
+    # dequantize_planes: float64 cast, plane scales, product, sum over the planes, + bias
+    n = 24 * 32 * 8
+    assert fw.host["flow"]["dequantize"].float_elems == n + 8 + n + n + n // 4
+    assert fw.host["flow"]["scale"].float_elems == 2 * 24 * 32 * 2
+    up = fw.host["flow"]["upsample"]
+    assert {"float_elems": up.float_elems, "copy_elems": up.copy_elems} == _bilinear_counts(1, 24, 32, 2)
+    assert up.copy_elems == 2 * (96 * 32 * 2 + 96 * 128 * 2)
+    assert set(fw.host) == {"flow"} and total(fw.host["flow"]).macs == 0
+    seg, = fw.segments
+    assert seg.layers == [layer.name for layer in model.layers]
+    assert (seg.polls, seg.waits, seg.reg_writes) == (3, 2, 6)
+    assert seg.reg_reads == 1 + 3 + 2 + min(len(model.layers), MAX_LAYER_COUNTERS)
+
+
+class _Counted(np.ndarray):
+    """An array that counts the elements every numpy operation on it writes (:data:`_TALLY`):
+    ufuncs (a reduction counts what it reads) and ``astype``; the gathers and the array
+    constructors are counted by :class:`_CountingNumpy`."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [np.asarray(x) if isinstance(x, _Counted) else x for x in inputs]
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        counted = plain[0] if method == "reduce" else out
+        _tally(counted, "float_elems" if np.asarray(counted).dtype.itemsize >= 4 else "byte_elems")
+        if method == "reduce":           # over the last axis: one inner loop an output
+            assert kwargs.get("axis") in (-1, plain[0].ndim - 1), kwargs
+            _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + int(np.size(out))
+        else:
+            _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + _inner_loops(plain, out)
+        return out.view(_Counted) if isinstance(out, np.ndarray) else out
+
+    def astype(self, dtype, *args, **kwargs):
+        out = np.asarray(self).astype(dtype, *args, **kwargs)
+        _tally(out, "float_elems")
+        return out.view(_Counted)
+
+    def __setitem__(self, key, value):
+        target = np.asarray(self)[key]
+        value = np.broadcast_to(np.asarray(value), target.shape)
+        _tally(target, "byte_elems" if target.dtype.itemsize == 1 else "float_elems")
+        _TALLY["elem_loops"] = _TALLY.get("elem_loops", 0) + _inner_loops([value], target)
+        np.asarray(self)[key] = value
+
+    def tobytes(self, *args, **kwargs):
+        _tally(self, "byte_elems")
+        return np.asarray(self).tobytes(*args, **kwargs)
+
+
+_TALLY = {}
+
+
+def _inner_loops(operands, out):
+    """Inner loops numpy's own iterator (``np.nditer`` with an external loop, K order) runs
+    over ``operands`` and ``out``; 0 when it walks them as one run."""
+    arrays = [x for x in operands if isinstance(x, np.ndarray) and x.ndim] + [out]
+    loops = sum(1 for _ in np.nditer(arrays, flags=["external_loop", "zerosize_ok"], order="K"))
+    return loops if loops > 1 else 0
+
+
+def _tally(array, kind):
+    _TALLY[kind] = _TALLY.get(kind, 0) + int(np.size(array))
+
+
+class _CountingNumpy:
+    """numpy, as models.golden sees it in the flow test: ``asarray`` counts a copy, ``take`` a
+    gather, ``arange`` its elements; every array it returns counts what is done with it."""
+
+    def __getattr__(self, name):
+        return getattr(np, name)
+
+    @staticmethod
+    def asarray(a, *args, **kwargs):
+        out = np.asarray(a, *args, **kwargs)
+        if not np.shares_memory(out, a):
+            _tally(out, "float_elems")
+        return out.view(_Counted)
+
+    @staticmethod
+    def take(a, *args, **kwargs):
+        out = np.take(np.asarray(a), *(np.asarray(x) if isinstance(x, _Counted) else x for x in args), **kwargs)
+        _tally(out, "copy_elems")
+        return out.view(_Counted)
+
+    @staticmethod
+    def arange(*args, **kwargs):
+        out = np.arange(*args, **kwargs)
+        _tally(out, "float_elems")
+        return out.view(_Counted)
+
+    @staticmethod
+    def zeros(*args, **kwargs):
+        out = np.zeros(*args, **kwargs)
+        _tally(out, "byte_elems" if out.dtype.itemsize == 1 else "float_elems")
+        return out.view(_Counted)
+
+
+def test_the_frame_pair_counts_are_the_numpy_code_s(quantized, monkeypatch):
+    """frame_pair_work against what Program.pack_tensor of the network input writes
+    (models.formats run on counting arrays)."""
+    import models.formats
+    _, program = quantized
+    frames, _ = random_frame_pairs(1, 96, 128, seed=3)
+    expected = program.pack_tensor(INPUT, frames[0])
+    _TALLY.clear()
+    monkeypatch.setattr(models.formats, "np", _CountingNumpy())
+    packed = program.pack_tensor(INPUT, frames[0])
+    monkeypatch.undo()
+    assert packed == expected
+    work = derive_frame_work(build_layers(load_network_config()), program, {"conv1": 0}).pack[INPUT]
+    assert _TALLY == {"byte_elems": work.byte_elems, "elem_loops": work.elem_loops}
+
+
+@pytest.mark.parametrize("which", ["tiny", "quantized"])
+def test_the_flow_counts_are_the_numpy_code_s(which, request, monkeypatch):
+    """flow_work against the elements the numpy code of flow_value + final_flow really writes
+    and gathers (models.golden run on counting arrays), for both divisions."""
+    model, program = request.getfixturevalue(which)
+    pf2 = model.plans["predict_flow2"].layer
+    shape = (1, pf2.height, pf2.width, pf2.c_out)
+    rng = np.random.default_rng(0)
+    if model.cfg.quantized_ends:
+        tensor = rng.integers(-500, 500, size=shape).astype(np.int32)
+    else:
+        tensor = rng.standard_normal(shape).astype(np.float32)
+    expected = model.final_flow(model.flow_value("predict_flow2", tensor))
+    _TALLY.clear()
+    monkeypatch.setattr(models.golden, "np", _CountingNumpy())
+    flow = model.final_flow(model.flow_value("predict_flow2", tensor))
+    monkeypatch.undo()
+    assert np.array_equal(np.asarray(flow), expected) and flow.shape == (1, model.cfg.height, model.cfg.width, 2)
+    modelled = total(flow_work(pf2, shape))
+    assert _TALLY == {"float_elems": modelled.float_elems, "copy_elems": modelled.copy_elems,
+                      "elem_loops": modelled.elem_loops}
+    assert modelled.elem_loops >= 2 * model.cfg.height * model.cfg.width   # the W pass' products: a loop of C = 2
+    up = bilinear_work((1, pf2.height, pf2.width, 2))
+    assert up.copy_elems == 2 * (model.cfg.height * pf2.width * 2 + model.cfg.height * model.cfg.width * 2)
 
 
 def test_poll_schedule():
@@ -144,16 +345,14 @@ def test_poll_schedule():
 
 # -- the FPGA side ---------------------------------------------------------------------------
 
-def _programs(default, tiny):
-    quant = sketch_program(all_accelerator_layers(load_network_config()), PARAMS, base=BASE)
+def _programs(default, tiny, quantized):
     d4cfg = load_network_config(os.path.join(CONFIG_DIR, "lmflownet_d4_96x128.yaml"))
-    d4 = sketch_program(build_layers(d4cfg), PARAMS, base=BASE)
-    return [default[1], tiny[1], quant, d4]
+    return [default[1], tiny[1], quantized[1], _compiled(d4cfg, PARAMS)[1]]
 
 
-def test_phases_add_up_to_the_exact_cycle_model(default, tiny):
+def test_phases_add_up_to_the_exact_cycle_model(default, tiny, quantized):
     seen = set()
-    for program in _programs(default, tiny):
+    for program in _programs(default, tiny, quantized):
         for name, desc in program.descriptors.items():
             assert phase_cycles(descriptor_phases(desc)) == descriptor_cycles(desc), name
             assert phase_cycles(descriptor_phases(desc), latency=30) == descriptor_cycles(desc, latency=30), name
@@ -161,8 +360,8 @@ def test_phases_add_up_to_the_exact_cycle_model(default, tiny):
     assert {(1, 1, False), (3, 0, False), (3, 1, False), (3, 0, True), (1, 0, False)} <= seen
 
 
-def test_a_port_of_two_words_a_cycle_costs_nothing(default, tiny):
-    for program in _programs(default, tiny):
+def test_a_port_of_two_words_a_cycle_costs_nothing(default, tiny, quantized):
+    for program in _programs(default, tiny, quantized):
         bus = program.params.bus_bytes
         fast = _rates(read_mb_s=2 * bus * 100, write_mb_s=2 * bus * 100, write_sustained_mb_s=2 * bus * 100,
                       read_latency_cycles=8)
@@ -183,7 +382,9 @@ def test_a_slow_port_stretches_the_load_phases(default):
     assert t["memory_ms"] == pytest.approx(words / 100e6 * 1e3, rel=1e-9)
     assert t["read_bytes"] == reg["src"][1] + reg["weights"][1] + reg["thresholds"][1] + 32
     assert t["write_bytes"] == desc.tiles * desc.out_height * desc.out_width * bus      # one masked beat a tile
-    assert t["bound"] == "compute"
+    # the tiles' reads and writes hide under their PE-array cycles: only the loads are longer
+    assert t["compute_ms"] == pytest.approx(sum(c for c, _, _ in descriptor_phases(desc)["tiles"]) / 100e6 * 1e3,
+                                            rel=1e-12)
 
 
 def test_raw_writes_beyond_128_kb_are_priced_at_the_sustained_rate(default):
@@ -219,45 +420,33 @@ def test_prices_of_the_tiny_network(tiny):
     # conv1's product: 165,888 MACs at 0.08 GMAC/s, 20,736 loops of 12 ns, 768 outputs at 25 ns, 2 calls of 8 us
     expected = 165888 / 0.08e9 + 20736 * 12e-9 + 768 * 25e-9 + 2 * 8e-6
     assert est["arm"]["conv1"]["steps"]["matmul"] == pytest.approx(expected * 1e3, abs=1e-4)
-    # a write: one call of 15 us, a copy at 600 MB/s, uncached stores at 80 MB/s
-    assert est["transfers"]["write:conv1"]["ms"] == pytest.approx((15e-6 + 192 / 600e6 + 192 / 80e6) * 1e3, abs=1e-4)
+    # a write: one call of 15 us, the packed bytes stored uncached at 80 MB/s (no copy before)
+    assert est["transfers"]["write:conv1"]["ms"] == pytest.approx((15e-6 + 192 / 80e6) * 1e3, abs=1e-4)
     assert est["transfers"]["read:cast_conv"]["ms"] == pytest.approx((15e-6 + 1248 / 50e6) * 1e3, abs=1e-4)
     cached = estimate_frame(model.layers, program, 50e6, _rates(device_memory="cached_sync"))
+    assert cached["transfers"]["write:conv1"]["ms"] == pytest.approx((15e-6 + 192 / 600e6 + 110e-6) * 1e3, abs=1e-4)
     assert cached["transfers"]["read:cast_conv"]["ms"] == pytest.approx((15e-6 + 1248 / 600e6 + 110e-6) * 1e3,
                                                                         abs=1e-4)
     fast = estimate_frame(model.layers, program, 50e6, _rates(profile="fast"))
     w = total(derive_frame_work(model.layers, program, {"conv2": 0, "cast_conv": 0}).host["conv1"])
     assert fast["arm"]["conv1"]["ms"] == pytest.approx(
-        (w.macs + w.matmul_loops + w.float_elems + w.copy_elems + w.byte_elems + 1000 * w.calls) * 1e-6, abs=1e-4)
+        (w.macs + w.matmul_loops + w.float_elems + w.elem_loops + w.copy_elems + w.byte_elems + 1000 * w.calls) * 1e-6,
+        abs=1e-4)
+    assert w.elem_loops == 4 * 8 * 12                  # conv1's batch norm: 4 passes, an inner loop a pixel each
     assert price_work(w, _rates(profile="fast")) == pytest.approx(fast["arm"]["conv1"]["ms"] / 1e3, abs=1e-7)
 
 
-def test_all_accelerator_layers_and_their_program():
-    cfg = load_network_config()
-    layers = all_accelerator_layers(cfg)
-    assert all(layer.accel for layer in layers)
-    program = sketch_program(layers, PARAMS, base=BASE)
+def test_the_quantized_network_is_one_list_from_the_frame_pair(quantized):
+    model, program = quantized
+    assert all(layer.accel for layer in model.layers)
     assert [type(item) for item in program.schedule] == [Segment]
     assert program.descriptors["conv1"].src_format == SRC_FRAMES
     assert program.descriptors["conv1"].src_words * PARAMS.bus_bytes == 96 * 128 * 8
-    # the default engine's activation buffer (4096 words) cannot hold conv1's 2 x 48 x 64 codes
-    assert sketch_problems(program) == {"conv1": "capacity"}
-    fw = derive_frame_work(layers, program, {"conv1": 5e-3})
-    assert fw.writes == {INPUT: 96 * 128 * 8} and set(fw.reads) == {"predict_flow2"}
-    assert "input" not in fw.host and set(fw.host) == {"flow"}
-    assert fw.pack[INPUT].byte_elems == 2 * 96 * 128 * 8 + 96 * 128 * 6      # zeros, copy, tobytes
-    est = estimate_frame(layers, program, 100e6, _rates())
-    assert est["fpga_cycles"] == list_cycles([program.descriptors[x.name] for x in layers], PARAMS)[0]
-
-
-@pytest.mark.parametrize("which", ["tiny", "default"])
-def test_sketch_program_is_compile_program_without_weights(which, request):
-    model, program = request.getfixturevalue(which)
-    sketch = sketch_program(model.layers, program.params, base=BASE)
-    assert sketch.schedule == program.schedule
-    assert sketch.placements == program.placements and sketch.buffers == program.buffers
-    assert sketch.size == program.size
-    assert {k: v.fields for k, v in sketch.descriptors.items()} == {k: v.fields for k, v in program.descriptors.items()}
+    est = estimate_frame(model.layers, program, 100e6, _rates())
+    assert est["fpga_cycles"] == list_cycles([program.descriptors[x.name] for x in model.layers], PARAMS)[0]
+    assert set(est["arm"]) == {"flow", f"pack:{INPUT}", "unpack:predict_flow2"}
+    assert set(est["transfers"]) == {f"write:{INPUT}", "read:predict_flow2"}
+    assert est["fpga_ms"] == est["segments"][0]["fpga_ms"]
 
 
 def test_a_narrow_conv1_is_padded_on_the_host(default):
@@ -276,6 +465,7 @@ def test_a_narrow_conv1_is_padded_on_the_host(default):
 def test_the_shipped_rates_load():
     rates = load_board_rates()
     assert rates.profile == "numpy" and {"numpy", "blueoil", "tuned"} <= set(rates.profiles)
+    assert rates.device_memory == "cached_sync"          # the de10nano backend's mapping of a u-dma-buf
     assert BoardRates.from_dict(rates.to_dict(), source=rates.source) == rates
 
 
@@ -335,34 +525,52 @@ def test_rates_file_errors(tmp_path):
 def test_bench_writes_the_board_entries(tmp_path, capsys):
     out = tmp_path / "bench.json"
     out.write_text(json.dumps({"golden": {"kept": 1}}), encoding="utf-8")
-    hw = _write(tmp_path, TINY_HW, "hw.yaml")
-    assert boardbench.main(["--out", str(out), "--config", os.path.join(CONFIG_DIR, "lmflownet_tiny.yaml"),
-                            "--hw-config", hw]) == 0
+    hw = _write(tmp_path, SMALL_HW, "hw.yaml")
+    net = _write(tmp_path, SMALL, "small.yaml")
+    assert boardbench.main(["--out", str(out), "--config", net, "--hw-config", hw]) == 0
     bench = json.loads(out.read_text(encoding="utf-8"))
     assert bench["golden"] == {"kept": 1}
     board = bench["board"]
     for key in ("split", "quantized"):
         entry = board[key]
         for k in ("frame_ms", "fps", "period_ms", "arm_ms", "fpga_ms", "arm", "fpga", "transfers", "segments",
-                  "profiles", "notes", "network"):
+                  "profiles", "memory", "notes", "network", "weights", "fpga_cycles"):
             assert k in entry, (key, k)
         assert entry["fps"] > 0 and entry["frame_ms"] > 0
         assert set(entry["profiles"]) == {"numpy", "blueoil", "tuned"}
+        assert set(entry["memory"]) == {"uncached", "cached_sync"}
+        assert entry["memory"][board["device_memory"]] == entry["profiles"]     # the rates file's mapping
+        for summary in entry["profiles"].values():                      # the parts add up to the frame
+            assert sum(summary["parts"].values()) == pytest.approx(summary["frame_ms"], abs=1e-3)
+        assert entry["notes"] and "50 MHz" in entry["notes"][0]
+    assert "float ends" in board["split"]["network"] and "quantized ends" in board["quantized"]["network"]
     assert {"conv1", "upsample_flow3", "predict_flow2"} <= set(board["split"]["arm"])
     assert set(board["split"]["fpga"]) == {"conv2", "conv3", "conv3_1", "predict_flow3", "deconv2", "cast_conv"}
-    assert set(board["quantized"]["fpga"]) == {layer.name for layer in build_layers(_tiny_cfg())}
-    assert "conv1" not in board["quantized"]["arm"]
-    assert board["quantized"]["notes"]              # S = 8 takes no frame-pair source
+    assert set(board["quantized"]["fpga"]) == {layer.name for layer in build_layers(NetworkConfig.from_dict(SMALL))}
+    assert "conv1" not in board["quantized"]["arm"] and len(board["quantized"]["segments"]) == 1
     assert set(board["check"]["model_ms"]) == {"numpy", "blueoil", "tuned"}
+    assert set(board["check"]["fpga_width"]) == {"32"}
     text = capsys.readouterr().out
     assert "board.split" in text and "board.quantized" in text
 
 
-def test_quantized_entry_refuses_a_network_with_host_layers():
+def test_the_two_divisions_of_a_network():
+    quant, float_ = load_network_config(), load_network_config(float_ends_config_path())
+    assert boardbench.divisions() == (float_, quant)
+    assert boardbench.divisions(quant) == (float_, quant) == boardbench.divisions(float_)
+    assert boardbench.with_ends(quant, "float") == float_ and boardbench.with_ends(float_, "quantized") == quant
+
+
+def test_entries_refuse_the_wrong_division(default, quantized):
+    model, program = default
     with pytest.raises(ConfigError, match=r"board\.quantized needs every layer on the accelerator; conv1, "
                                           r"upsample_flow3, predict_flow2 run on the host"):
-        boardbench.quantized_entry(load_network_config(), PARAMS, 100e6, _rates(),
-                                   network=os.path.join(CONFIG_DIR, "lmflownet_d3_96x128.yaml"))
+        boardbench.quantized_entry(model, program, 100e6, _rates())
+    qmodel, qprogram = quantized
+    with pytest.raises(ConfigError, match=r"board\.split needs host layers \(ends: float\)"):
+        boardbench.split_entry(qmodel, qprogram, 100e6, _rates())
+    with pytest.raises(ConfigError, match=r"board\.check needs the float-ends division"):
+        boardbench.check_entry(qmodel.cfg, PARAMS, 100e6, _rates())
 
 
 def test_bench_reports_a_bad_rates_file_in_one_line(tmp_path, monkeypatch, capsys):
@@ -376,7 +584,7 @@ def test_bench_reports_a_bad_rates_file_in_one_line(tmp_path, monkeypatch, capsy
 
 def test_calibrate_writes_a_rates_file_that_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(boardbench, "measure_arm_rates", lambda repeat=5: {
-        "float_conv_gmac_s": 1.5, "matmul_loop_ns": 2.0, "float_elem_ns": 0.5, "copy_elem_ns": 1.0,
+        "float_conv_gmac_s": 1.5, "matmul_loop_ns": 2.0, "float_elem_ns": 0.5, "elem_loop_ns": 5.0, "copy_elem_ns": 1.0,
         "byte_elem_ns": 0.1, "numpy_call_us": 0.7, "memcpy_mb_s": 9000.0, "sleep_overhead_us": 60.0})
     out = tmp_path / "here.yaml"
     assert boardbench.main(["--calibrate", str(out)]) == 0
