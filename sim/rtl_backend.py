@@ -11,6 +11,7 @@ Time on this transport is simulated time: the driver's polls and timeouts count 
 the simulated accelerator (at the configured clock), not wall time.
 """
 
+import importlib.util
 from multiprocessing.connection import Listener
 import os
 import tempfile
@@ -22,6 +23,12 @@ from models.hwconfig import check_target, load_hw_config
 from sim.accel_runner import MEMORY_WORDS     # words of the simulated memory (one memory model for every run)
 from sw.errors import TransportError
 from sw.transport import Transport
+
+# The simulation stack this backend runs on (the ``sim`` extra); refused at import, so that the
+# backend registry names the extra, rather than failing later in a build.
+for _module in ("cocotb", "amaranth"):
+    if importlib.util.find_spec(_module) is None:
+        raise ImportError(f"No module named '{_module}'")
 
 __all__ = ["RtlTransport", "create_transport", "DEFAULT_ARENA_BASE", "MEMORY_WORDS"]
 

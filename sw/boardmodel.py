@@ -45,7 +45,7 @@ import os
 
 import yaml
 
-from models.cycles import descriptor_cycles, descriptor_phases, phase_cycles
+from models.cycles import descriptor_cycles, descriptor_phases, load_cycles, phase_cycles
 from models.errors import ConfigError
 from models.network import CONFIG_DIR
 
@@ -301,12 +301,12 @@ def fpga_layer(desc, clock_hz, rates):
     port = _WritePort(rates)
     load_s = 0.0
     for _, words in ph["loads"]:
-        load_s += (lat + 2) / clock_hz + max(words / clock_hz, words * bus / read_bw)
+        load_s += load_cycles(0, lat) / clock_hz + max(words / clock_hz, words * bus / read_bw)
     compute_s = 0.0
     for compute, prefetch, beats in ph["tiles"]:
         port_s = port.time(beats * bus)
         if prefetch:
-            port_s += (lat + 2) / clock_hz + prefetch * bus / read_bw
+            port_s += load_cycles(0, lat) / clock_hz + prefetch * bus / read_bw
         compute_s += max(compute / clock_hz, port_s)
     board_s = ph["fixed"] / clock_hz + load_s + compute_s
     regions = desc.regions()

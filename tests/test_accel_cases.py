@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from models.engine import EngineParams
+from models.hwconfig import load_hw_config
 from sim.accel_runner import ENGINE_TEST_CONFIGS
 from sim.accel_cases import random_layer
 
 
 @pytest.mark.parametrize("config", list(ENGINE_TEST_CONFIGS))
 def test_every_kind_is_drawn_as_asked(config):
-    params = EngineParams(**ENGINE_TEST_CONFIGS[config])
+    params = load_hw_config(config).engine_params
     rng = np.random.default_rng(0)
     for kernel in (1, 3):
         for op in (0, 1, 2):

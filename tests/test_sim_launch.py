@@ -146,4 +146,4 @@ def test_check_refuses_in_one_line(tmp_path, capsys):
     assert launch.main(["check", str(bad)]) == 2
     assert "simd_lanes: must be a multiple of 8" in capsys.readouterr().err
     assert launch.main(["check"]) == 0
-    assert "de10nano_p32_s64" in capsys.readouterr().out
+    assert "de10nano_p64_s64" in capsys.readouterr().out

@@ -89,7 +89,7 @@ def qruntime(qmodel):
 
 def test_default_engine_params():
     assert PARAMS == EngineParams(pe_count=64, simd_lanes=64, acc_bound=3 * 9 * 1024, act_buffer_words=8192,
-                                  weight_buffer_words=256)
+                                  weight_buffer_words=256, popcount_stages=3)
 
 
 @pytest.mark.parametrize("division", ["float", "quantized"])

@@ -47,8 +47,8 @@ def test_models_use_it():
     w = random_weights(cfg, seed=3)
     frames, _ = random_frame_pairs(1, cfg.height, cfg.width, seed=4)
     q = QuantizedModel(cfg, w).run(frames, keep_tensors=True)
-    pf2 = q.tensors["predict_flow2"]
-    assert np.array_equal(q.flow, upsample_flow_bilinear(pf2 * np.float32(cfg.flow_scale), 4))
+    pf2 = QuantizedModel(cfg, w).flow_value("predict_flow2", q.tensors["predict_flow2"])
+    assert np.array_equal(q.flow, upsample_flow_bilinear(pf2.astype(np.float32) * np.float32(cfg.flow_scale), 4))
     flow, tensors = FloatModel(cfg, w).run(frames, keep_tensors=True)
     assert np.array_equal(flow, upsample_flow_bilinear(
         tensors["predict_flow2"].astype(np.float32) * np.float32(cfg.flow_scale), 4))
