@@ -57,8 +57,10 @@ $(STAMP): $(HOST_STAMP)
 
 # The suite includes the training-export and video-decoding tests, so it installs the train
 # (torch) and eval (OpenCV) extras too: everything of pyproject.toml's `all`.
+# pytest-xdist over the cores, grouped like make sim (the tests that share a simulator build run on
+# one worker).
 test: $(STAMP) $(VENV)/.train $(VENV)/.eval
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(SIM_JOBS) --dist loadgroup
 
 # Everything but the co-simulation (`sim`) and the board's userland under emulation (`armhf`).
 test-fast: $(STAMP)

@@ -28,7 +28,7 @@ def test_descriptor_fuzz(simulator, config):
            "LMF_FUZZ_SEED": os.environ.get("FUZZ_SEED", "1")}
     if os.environ.get("LMF_FUZZ_FRAMES"):
         env["LMF_FUZZ_FRAMES"] = os.environ["LMF_FUZZ_FRAMES"]
-    run_accelerator(config, ENGINE_TEST_CONFIGS[config], simulator, module="sim.tb_descriptor_fuzz", extra_env=env)
+    run_accelerator(config, simulator, module="sim.tb_descriptor_fuzz", extra_env=env)
     summary = json.loads(results.read_text())
     print(f"descriptor fuzz {config} {simulator}: " + json.dumps({k: v for k, v in summary.items() if k != "labels"}))
     assert summary["descriptors"] >= count

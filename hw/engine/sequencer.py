@@ -105,7 +105,11 @@ class Sequencer(wiring.Component):
         # -- stage 0: the loops ----------------------------------------------------------------------
         run = Signal()
         ox, oy = Signal(14), Signal(14)
-        dx, dy = Signal(2), Signal(2)
+        # The tap's offsets from the output pixel, -pad .. 2 - pad: the tap's input position is then
+        # one addition (no subtraction of the padding on the issue path).
+        dx, dy = Signal(signed(2)), Signal(signed(2))
+        tap0 = Signal(signed(2))
+        m.d.comb += tap0.eq(Mux(cfg.pad, -1, 0))
         sg = Signal(12)
         sb = Signal(2)
         gbase = Signal(addr_shape)
@@ -133,18 +137,18 @@ class Sequencer(wiring.Component):
             m.d.sync += wait.eq(wait - 1)
         with m.If(~self.start & issue):
             m.d.sync += last_beat.eq(Mux(last_beat, wwt_m1 == 0, widx == wwt_m2))
-        dx_end = ~cfg.pad | (dx == 2)
-        dy_end = ~cfg.pad | (dy == 2)
+        dx_end = ~cfg.pad | (dx == 1)
+        dy_end = ~cfg.pad | (dy == 1)
         sg_end = sg == gs_m1
         with m.If(self.start):
-            m.d.sync += [run.eq(1), ox.eq(0), oy.eq(0), dx.eq(0), dy.eq(0), sg.eq(0), sb.eq(0), gbase.eq(0),
+            m.d.sync += [run.eq(1), ox.eq(0), oy.eq(0), dx.eq(tap0), dy.eq(tap0), sg.eq(0), sb.eq(0), gbase.eq(0),
                          widx.eq(0)]
         with m.Elif(issue):
             m.d.sync += widx.eq(Mux(last_beat, 0, widx + 1))
             with m.If(dx_end):
-                m.d.sync += dx.eq(0)
+                m.d.sync += dx.eq(tap0)
                 with m.If(dy_end):
-                    m.d.sync += dy.eq(0)
+                    m.d.sync += dy.eq(tap0)
                     with m.If(sg_end):
                         m.d.sync += [sg.eq(0), gbase.eq(0)]
                         with m.If(cfg.op == _OP_S2D):
@@ -171,7 +175,7 @@ class Sequencer(wiring.Component):
         sb1, gbase1, widx1, first1, last1 = Signal(2), Signal(addr_shape), Signal(16), Signal(), Signal()
         m.d.sync += [
             v1.eq(issue),
-            yi1.eq(oy + dy - cfg.pad), xi1.eq(ox + dx - cfg.pad),
+            yi1.eq(oy + dy), xi1.eq(ox + dx),
             sb1.eq(sb), gbase1.eq(gbase), widx1.eq(widx), first1.eq(widx == 0), last1.eq(last_beat),
         ]
 
