@@ -25,6 +25,9 @@ than the default) with:
   of an arithmetic cell entered through its data inputs, and carry propagation (``CI`` to
   ``CO``/``SO``) counts 0, since a carry chain is a dedicated fast path; ``longest_carry_chain``
   is the longest run of arithmetic cells linked through their carries;
+* ``worst_paths``: per component of the design (the first two levels of its hierarchy, e.g.
+  ``engine.sequencer``), the deepest path ending in it, with its levels and its start and end
+  registers (:mod:`hw.paths`; ``make synth`` prints them);
 * per-PE and per-lane figures for the PE array.
 
 Block RAM: Yosys's own M10K rule (``memory_bram``, one write enable) cannot map a memory written
@@ -53,6 +56,7 @@ from models.errors import LMFlowError
 
 from models.hwconfig import default_hw_config_path, load_hw_config
 from .export import COMPONENTS, build_component, to_verilog, write_if_changed
+from .paths import TimingPath, format_paths, timing_paths, worst_by_component
 
 __all__ = ["DEFAULT_COMPONENTS", "M10K_LIBRARY", "M10K_TECHMAP", "M10K_MIN_WORDS", "yosys_path", "run_yosys",
            "synthesize", "summarize", "logic_depth", "format_table", "main"]
@@ -156,6 +160,7 @@ def summarize(stat, netlist, top):
     luts = {str(n): by_type.get(cell, 0) for cell, n in _LUT_INPUTS.items()}
     luts["arith"] = by_type.get(_ARITH, 0)
     levels, carry = logic_depth(netlist, top)
+    worst = worst_by_component(timing_paths(netlist, top))
     known = set(_LUT_INPUTS) | {_ARITH, "MISTRAL_CLKBUF"} | set(_SEQUENTIAL)
     return {
         "luts_by_inputs": luts,
@@ -168,6 +173,7 @@ def summarize(stat, netlist, top):
                         if k not in known and not k.startswith("MISTRAL_MUL")},
         "logic_levels": levels,
         "longest_carry_chain": carry,
+        "worst_paths": {comp: {"levels": p.levels, "start": p.start, "end": p.end} for comp, p in worst.items()},
     }
 
 
@@ -346,6 +352,8 @@ def main(argv=None):
             f.write("\n")
         print(f"  {name}: {report['luts']} LUTs, {report['ffs']} FFs, {report['dsp']} DSP, "
               f"{report['logic_levels']} LUT levels ({report['yosys_seconds']} s) -> {path}", flush=True)
+        print(f"  worst path per component of {name} (LUT levels, start register -> end register):")
+        print(format_paths({comp: TimingPath(**p) for comp, p in report["worst_paths"].items()}), flush=True)
         reports.append(report)
     print(format_table(reports))
     return 0

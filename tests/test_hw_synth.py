@@ -3,6 +3,7 @@
 import json
 
 from models.hwconfig import load_hw_config
+from hw.paths import format_paths, timing_paths, worst_by_component
 from hw.synth import format_table, logic_depth, main, synthesize
 
 
@@ -24,6 +25,16 @@ def test_logic_depth_counts_luts_and_not_carries():
     }
     netlist = {"modules": {"top": {"cells": cells}}}
     assert logic_depth(netlist, "top") == (3, 3)
+    # The same paths with their end points named: the register each starts and ends at.
+    netlist["modules"]["top"]["netnames"] = {
+        "engine.seq.count": {"bits": [1], "hide_name": 0}, "engine.writer.acc": {"bits": [20], "hide_name": 0},
+        "$auto$1": {"bits": [2, 3], "hide_name": 1}, "engine.writer.acc$next": {"bits": [12], "hide_name": 0}}
+    netlist["modules"]["top"]["ports"] = {}
+    paths = timing_paths(netlist, "top")
+    assert [(p.levels, p.start, p.end) for p in paths] == [(3, "engine.seq.count", "engine.writer.acc")]
+    worst = worst_by_component(paths)
+    assert list(worst) == ["engine.writer"]
+    assert format_paths(worst) == "  engine.writer   3 levels  engine.seq.count -> engine.writer.acc"
 
 
 def test_synthesize_popcount(tmp_path):
@@ -42,4 +53,7 @@ def test_main_writes_json(tmp_path, capsys):
     report = json.loads((tmp_path / "threshold-test_p4_s8.json").read_text())
     assert report["component"] == "threshold" and report["dsp"] == 0
     assert report["per_channel"]["luts"] == report["luts"] / 4
-    assert "threshold" in capsys.readouterr().out
+    worst = report["worst_paths"]
+    assert worst and max(p["levels"] for p in worst.values()) == report["logic_levels"]
+    out = capsys.readouterr().out
+    assert "threshold" in out and "worst path per component of threshold" in out
