@@ -2,7 +2,9 @@
 
 The blocks between ``<!-- tag -->`` and ``<!-- end -->`` markers are replaced by the code's own
 tables (``tests/test_docs.py`` checks that they agree): the layer descriptor and the threshold
-records in ``docs/formats.md``, the register map in ``docs/architecture.md``.
+records in ``docs/formats.md``, the register map and the cycles per layer of the default
+networks (:func:`sw.program.cycles_table`: the compiled programs' descriptors through the cycle
+model) in ``docs/architecture.md``.
 """
 
 import os
@@ -22,7 +24,13 @@ def generated_blocks():
     """``{file: {tag: table}}`` of every generated block."""
     return {"formats.md": {"descriptor": DESCRIPTOR.doc_table(),
                            **{f"threshold-record:{b}": threshold_record(b).doc_table() for b in (13824, 27648)}},
-            "architecture.md": {"regmap": doc_table()}}
+            "architecture.md": {"regmap": doc_table(), "cycles": _cycles_table()}}
+
+
+def _cycles_table():
+    # The compiler is the host's (sw/program.py); imported here, where only the docs need it.
+    from sw.program import cycles_table
+    return cycles_table()
 
 
 def update(docs=DOCS):

@@ -33,7 +33,7 @@ from models.formats import (FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, channel_grou
                             unpack_accumulators, unpack_activations, unpack_frame_pair)
 from models.network import INPUT, OUT_CODES, OUT_RAW
 
-__all__ = ["Buffer", "Segment", "HostLayer", "Program", "compile_program", "KIND_FRAMES"]
+__all__ = ["Buffer", "Segment", "HostLayer", "Program", "compile_program", "cycles_table", "KIND_FRAMES"]
 
 #: Placement kind of the network input as a frame-pair image (quantized ends).
 KIND_FRAMES = "frames"
@@ -346,3 +346,66 @@ def compile_program(model, params, base=0):
         image[off:off + len(data)] = data
     prog.constants = image
     return prog
+
+
+def cycles_table(network_cfgs=None, hw_cfg=None):
+    """Markdown table of the accelerator's cycles per layer (exact cycle model,
+    :mod:`models.cycles`) for networks on one hardware configuration: per layer the cycles, the
+    MACs and the PE utilization (MACs / (P * S * cycles)) of each network, and each network's
+    total (descriptor lists included). Cycles do not depend on the weights, so the programs are
+    compiled with random ones.
+
+    Parameters
+    ----------
+    network_cfgs : sequence of models.network.NetworkConfig, optional
+        Default: the default (fully quantized) network and its float-ends division.
+    hw_cfg : models.hwconfig.HardwareConfig, optional
+        Default: the default hardware configuration.
+    """
+    from models.cycles import list_cycles
+    from models.generate import random_weights
+    from models.golden import QuantizedModel
+    from models.hwconfig import load_hw_config
+    from models.network import float_ends_config_path, load_network_config
+
+    hw_cfg = hw_cfg or load_hw_config()
+    if network_cfgs is None:
+        network_cfgs = [load_network_config(), load_network_config(float_ends_config_path())]
+    params = hw_cfg.engine_params
+    lanes = params.pe_count * params.simd_lanes
+    columns, totals, order = [], [], []
+    for cfg in network_cfgs:
+        model = QuantizedModel(cfg, random_weights(cfg, seed=0))
+        prog = compile_program(model, params)
+        layers = {layer.name: layer for layer in model.layers}
+        per_layer, total = {}, 0
+        for seg in prog.schedule:
+            if isinstance(seg, HostLayer):
+                continue
+            list_total, each = list_cycles([prog.descriptors[name] for name in seg.layers], params)
+            total += list_total
+            for name, cycles in zip(seg.layers, each):
+                per_layer[name] = (cycles, layers[name].macs)
+                if name not in order:
+                    order.append(name)
+        columns.append(per_layer)
+        macs = sum(m for _, m in per_layer.values())
+        totals.append((total, macs))
+    head = "| layer | " + " | ".join(f"{c.ends} ends: cycles / MACs / utilization" for c in network_cfgs) + " |"
+    lines = [head, "|---|" + "---|" * len(network_cfgs)]
+
+    def cell(entry):
+        if entry is None:
+            return "host"
+        cycles, macs = entry
+        return f"{cycles:,} / {macs:,} / {macs / (lanes * cycles):.1%}"
+
+    for name in order:
+        lines.append(f"| {name} | " + " | ".join(cell(col.get(name)) for col in columns) + " |")
+    lines.append("| **total** (with the descriptor lists) | " + " | ".join(
+        f"**{cell(t)}** ({t[0] / (hw_cfg.clock_mhz * 1e3):.3f} ms at {hw_cfg.clock_mhz} MHz)" for t in totals) + " |")
+    lines.append("")
+    lines.append(f"Hardware configuration `{hw_cfg.name}`: P = {params.pe_count}, S = {params.simd_lanes} "
+                 f"({lanes} MACs a cycle), popcount_stages = {params.popcount_stages}; memory read latency "
+                 f"of the cycle model. `host`: the layer runs on the ARM in that division.")
+    return "\n".join(lines)

@@ -26,5 +26,8 @@ def test_descriptor_and_register_tables_are_generated_from_the_code():
     from models.regmap import doc_table
     with open(os.path.join(DOCS, "formats.md"), encoding="utf-8") as f:
         assert _block(f.read(), "descriptor") == DESCRIPTOR.doc_table()
+    from sw.program import cycles_table
     with open(os.path.join(DOCS, "architecture.md"), encoding="utf-8") as f:
-        assert _block(f.read(), "regmap") == doc_table()
+        text = f.read()
+    assert _block(text, "regmap") == doc_table()
+    assert _block(text, "cycles") == cycles_table()
