@@ -42,8 +42,9 @@ def update(docs=DOCS):
             text = f.read()
         new = text
         for tag, table in blocks.items():
-            new = re.sub(rf"(<!-- {re.escape(tag)} -->\n).*?(\n<!-- end -->)",
-                         lambda m, table=table: m.group(1) + table + m.group(2), new, flags=re.S)
+            # (an empty block, the end marker right after the tag, is filled as well)
+            new = re.sub(rf"(<!-- {re.escape(tag)} -->\n)(?:.*?\n)??(<!-- end -->)",
+                         lambda m, table=table: m.group(1) + table + "\n" + m.group(2), new, flags=re.S)
         if new != text:
             tmp = path + ".tmp"
             with open(tmp, "w", encoding="utf-8") as f:
