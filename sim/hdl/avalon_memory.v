@@ -8,11 +8,15 @@
 // sets win_fault (sticky until reset) and records the first one in win_fault_addr /
 // win_fault_beats / win_fault_write, whatever the test checks afterwards. rd_beats and wr_beats
 // count every beat accepted, so a test sees how much memory a descriptor touched.
+//
+// Read commands wait in a queue of QUEUE bursts (a power of two); while it is full the read port
+// holds waitrequest, as a real memory's command FIFO does. QUEUE is larger than the outstanding
+// bursts of any load of the engines tested, so without random stalls no read waits.
 module avalon_memory #(
     parameter DATA_W = 128,
     parameter BURST_W = 7,
     parameter DEPTH = 65536,
-    parameter QUEUE = 64
+    parameter QUEUE = 1024
 ) (
     input clk,
     input rst,
@@ -80,18 +84,22 @@ module avalon_memory #(
     wire rd_stall = (r1 % 100) < stall_pct;
     wire wr_stall = (r2 % 100) < stall_pct;
     wire rd_gap = (r3 % 100) < gap_pct;
-    assign rd_waitrequest = rd_stall;
+    wire q_full;
+    assign rd_waitrequest = rd_stall | q_full;
     assign wr_waitrequest = wr_stall;
 
     // read command queue: address (word index), beats, due time
     reg [31:0] q_addr [0:QUEUE-1];
     reg [BURST_W-1:0] q_len [0:QUEUE-1];
     reg [63:0] q_due [0:QUEUE-1];
-    reg [7:0] q_head, q_tail;
+    localparam QW = $clog2(QUEUE);
+    reg [QW:0] q_head, q_tail;            // one bit more than an index: full and empty differ
     reg [63:0] now;
     reg [BURST_W-1:0] beat;
     wire [31:0] lat_span = latency_max - latency_min + 1;
     wire q_empty = q_head == q_tail;
+    wire [QW:0] q_count = q_tail - q_head;
+    assign q_full = q_count[QW];            // QUEUE bursts waiting (never more)
 
     // window check of a burst: [addr, addr + beats * BYTES) inside [win_base, win_base + win_size)
     function outside_window(input [31:0] addr, input [BURST_W-1:0] beats);
@@ -114,19 +122,19 @@ module avalon_memory #(
             rd_readdatavalid <= 0;
             if (rd_read && !rd_waitrequest) begin
                 rd_beats <= rd_beats + rd_burstcount;
-                q_addr[q_tail[5:0]] <= (rd_address - base) / BYTES;
-                q_len[q_tail[5:0]] <= rd_burstcount;
-                q_due[q_tail[5:0]] <= now + latency_min + (r2 % lat_span);
+                q_addr[q_tail[QW-1:0]] <= (rd_address - base) / BYTES;
+                q_len[q_tail[QW-1:0]] <= rd_burstcount;
+                q_due[q_tail[QW-1:0]] <= now + latency_min + (r2 % lat_span);
                 q_tail <= q_tail + 1;
                 if (rd_address < base || (rd_address - base) / BYTES + rd_burstcount > DEPTH) begin
                     fault <= 1;
                     $display("avalon_memory: read outside memory at 0x%08x x%0d", rd_address, rd_burstcount);
                 end
             end
-            if (!q_empty && now >= q_due[q_head[5:0]] && !rd_gap) begin
-                rd_readdata <= mem[q_addr[q_head[5:0]] + beat];
+            if (!q_empty && now >= q_due[q_head[QW-1:0]] && !rd_gap) begin
+                rd_readdata <= mem[q_addr[q_head[QW-1:0]] + beat];
                 rd_readdatavalid <= 1;
-                if (beat + 1 == q_len[q_head[5:0]]) begin
+                if (beat + 1 == q_len[q_head[QW-1:0]]) begin
                     beat <= 0;
                     q_head <= q_head + 1;
                 end else begin
