@@ -1,6 +1,6 @@
 """The shipped, trained LMFlowNet weights (``models/weights/``).
 
-Three files, all from one training run (``models/weights/README.md``, ``docs/training.md``):
+Three files (how each was made: ``models/weights/README.md``, ``docs/training.md``):
 
 * ``lmflownet_d3_96x128.npz``: the fully quantized default network
   (``models/configs/lmflownet_d3_96x128.yaml``, every layer on the accelerator), trained with
@@ -8,9 +8,9 @@ Three files, all from one training run (``models/weights/README.md``, ``docs/tra
 * ``lmflownet_d3_96x128_float_ends.npz``: the float-ends division of the same network
   (``models/configs/lmflownet_d3_96x128_float_ends.yaml``: conv1, upsample_flow3 and
   predict_flow2 in float on the host), trained with quantization;
-* ``lmflownet_d3_96x128_float.npz``: the float network as trained before quantization (the
-  float-ends network with every layer in float: frames in [0, 1], leaky ReLU), the float model
-  of ``make eval`` and the starting point of both QAT runs.
+* ``lmflownet_d3_96x128_float.npz``: the float network (the float-ends network with every
+  layer in float: frames in [0, 1], leaky ReLU), the float model of ``make eval`` and, converted
+  to the quantized ends (``python -m train.export``), the start of the fully quantized one.
 
 Latent float weights throughout (the quantized model binarizes them). A weights file carries
 its network configuration, so :func:`load_default_weights` picks the file by the configuration
@@ -33,7 +33,7 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights"
 DEFAULT_WEIGHTS = "lmflownet_d3_96x128.npz"
 #: The float-ends division of the same network (QAT).
 DEFAULT_FLOAT_ENDS_WEIGHTS = "lmflownet_d3_96x128_float_ends.npz"
-#: The float network (every layer float), as trained before quantization.
+#: The float network (the float-ends network with every layer in float).
 DEFAULT_FLOAT_WEIGHTS = "lmflownet_d3_96x128_float.npz"
 
 

@@ -520,7 +520,7 @@ def test_lr_schedule(torch):
 # The shipped weights (no PyTorch needed)
 
 def test_shipped_weights_load_by_default_and_are_trained():
-    """Three shipped files of one training: the fully quantized default network (loaded by
+    """Three shipped files: the fully quantized default network (loaded by
     default), its float-ends division (chosen by a float-ends configuration) and the float
     network; every manifest records how it was made; all far better than the zero flow."""
     weights, cfg, meta = load_default_weights()
