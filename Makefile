@@ -22,7 +22,7 @@ help:
 	@echo "make bench     benchmarks and the DE10-Nano board frame model -> build/bench.json (HW_CONFIG=name|path)"
 	@echo "make train     train the float and the quantized model on synthetic and photo pairs -> models/weights/"
 	@echo "               (resumable; TRAIN_ARGS=... for the recipe's options, docs/training.md)"
-	@echo "make eval      EPE of float, quantized, Farneback, DIS on synthetic and held-out real images, noise floor"
+	@echo "make eval      EPE of float, float ends, quantized, Farneback, DIS on synthetic and real images, noise floor"
 	@echo "               -> build/eval.json, build/eval/real_grid.png (CHAIRS=dir adds Flying Chairs)"
 	@echo "make verilog   Verilog of every gateware component -> build/verilog/ (HW_CONFIG=name|path)"
 	@echo "make sim       co-simulation in minutes: components, accelerator, whole network, bit for bit"

@@ -18,8 +18,8 @@ from .generate import random_frame_pairs, random_weights
 from .flow import endpoint_error, flow_to_color, read_flo, resize_flow, write_flo, write_flow_png
 from .synthetic import SyntheticConfig, make_batch, make_pair
 from .chairs import FlyingChairs
-from .pretrained import (default_float_weights_path, default_weights_path, load_default_float_weights,
-                         load_default_weights)
+from .pretrained import (default_float_ends_weights_path, default_float_weights_path, default_weights_path,
+                         load_default_float_weights, load_default_weights)
 
 __all__ = [
     "ConfigError", "FormatError", "LMFlowError", "WeightsError",
@@ -35,5 +35,6 @@ __all__ = [
     "random_frame_pairs", "random_weights",
     "endpoint_error", "flow_to_color", "read_flo", "resize_flow", "write_flo", "write_flow_png",
     "SyntheticConfig", "make_batch", "make_pair", "FlyingChairs",
-    "default_float_weights_path", "default_weights_path", "load_default_float_weights", "load_default_weights",
+    "default_float_ends_weights_path", "default_float_weights_path", "default_weights_path",
+    "load_default_float_weights", "load_default_weights",
 ]

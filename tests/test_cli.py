@@ -38,9 +38,9 @@ def save(path, rgb):
 
 @pytest.fixture(scope="module")
 def cfg():
-    # The float-ends division (as the shipped weights): the default hardware configuration's
-    # activation buffer cannot hold the fully quantized conv1's source at 96x128
-    # (test_flow_of_the_fully_quantized_network gives it a larger one).
+    # The float-ends division, whose host layers the error cases below exercise; the fully
+    # quantized default network: test_flow_of_the_fully_quantized_network and
+    # test_shipped_weights_follow_the_configuration.
     return load_network_config(float_ends_config_path())
 
 
@@ -254,6 +254,27 @@ def test_shipped_weights_are_the_default(capsys, tmp_path, files, monkeypatch):
     code, _, err = run(capsys, "flow", files.img1, files.img2, "-o", tmp_path / "out.flo")
     assert code == 0, err
     assert read_flo(tmp_path / "out.flo").shape == (H, W, 2)
+
+
+def test_shipped_weights_follow_the_configuration(capsys, tmp_path, files):
+    """Without --weights the shipped file of the configuration's division runs: the fully quantized
+    one by default, the float-ends one with --config lmflownet_d3_96x128_float_ends.yaml."""
+    from models.pretrained import load_default_weights
+    frames = np.concatenate([np.asarray(Image.open(p).convert("RGB").resize((files.model.cfg.width,
+                                                                             files.model.cfg.height),
+                                                                            Image.Resampling.BILINEAR))
+                             for p in (files.img1, files.img2)], axis=2)
+    flows = {}
+    for name, extra in (("quantized", []), ("float", ["--config", float_ends_config_path()])):
+        out = tmp_path / f"{name}.flo"
+        code, _, err = run(capsys, "flow", files.img1, files.img2, "-o", out, *extra)
+        assert code == 0, err
+        weights, cfg, _ = load_default_weights(load_network_config(*extra[1:]))
+        assert cfg.ends == name
+        model = QuantizedModel(cfg, weights)
+        flows[name] = read_flo(out)
+        assert np.array_equal(flows[name], resize_flow(model.run(frames).flow[0], H, W))
+    assert not np.array_equal(flows["quantized"], flows["float"])
 
 
 def test_backend_missing_from_the_build(capsys, tmp_path, files, monkeypatch):

@@ -11,7 +11,7 @@ from models.errors import WeightsError
 from models.golden import FloatModel, QuantizedModel
 from models.network import (CONFIG_DIR, INPUT, OUT_CODES, OUT_FLOAT, OUT_RAW, build_layers, float_ends_config_path,
                             load_network_config)
-from models.pretrained import (default_float_weights_path, default_weights_path,
+from models.pretrained import (default_float_ends_weights_path, default_float_weights_path, default_weights_path,
                                load_default_float_weights, load_default_weights)
 from models.quant import activation_code_thresholds
 from models.synthetic import EVAL_STREAM, make_batch, make_pair
@@ -520,35 +520,52 @@ def test_lr_schedule(torch):
 # The shipped weights (no PyTorch needed)
 
 def test_shipped_weights_load_by_default_and_are_trained():
+    """Three shipped files: the fully quantized default network (loaded by
+    default), its float-ends division (chosen by a float-ends configuration) and the float
+    network; every manifest records how it was made; all far better than the zero flow."""
     weights, cfg, meta = load_default_weights()
     assert default_weights_path().endswith(os.path.join("models", "weights", "lmflownet_d3_96x128.npz"))
-    # the shipped files are version-1 files of the float-ends division
-    assert cfg == load_network_config(float_ends_config_path()) and cfg.ends == "float"
-    for key in ("command", "seed", "iterations", "wall_time_s", "metrics"):
-        assert key in meta, key
-    fweights, fcfg, fmeta = load_default_float_weights(cfg)
-    assert fcfg == cfg and fmeta["model"] == "float" and meta["model"] == "quantized"
-    assert os.path.getsize(default_weights_path()) < 16 * 2 ** 20
-    assert os.path.getsize(default_float_weights_path()) < 16 * 2 ** 20
+    assert cfg == load_network_config() and cfg.ends == "quantized"
+    fe_cfg = load_network_config(float_ends_config_path())
+    fe_weights, fe_stored, fe_meta = load_default_weights(fe_cfg)
+    assert default_weights_path(fe_cfg) == default_float_ends_weights_path()
+    assert default_float_ends_weights_path().endswith("lmflownet_d3_96x128_float_ends.npz")
+    assert fe_stored == fe_cfg
+    fweights, fcfg, fmeta = load_default_float_weights()
+    assert fcfg == fe_cfg        # the float network: the float-ends network with every layer in float
+    assert (meta["model"], fe_meta["model"], fmeta["model"]) == ("quantized", "quantized", "float")
+    for m in (meta, fe_meta, fmeta):
+        for key in ("command", "seed", "iterations", "wall_time_s", "metrics"):
+            assert key in m, key
+    for path in (default_weights_path(), default_float_ends_weights_path(), default_float_weights_path()):
+        assert os.path.getsize(path) < 16 * 2 ** 20
     # trained: far better than the zero flow on held-out pairs
     pairs = [make_pair(i, EVAL_STREAM) for i in range(4)]
     frames = np.stack([p.frames for p in pairs])
     gt = np.stack([p.flow for p in pairs])
     zero = np.linalg.norm(gt, axis=-1).mean()
-    q = np.linalg.norm(QuantizedModel(cfg, weights).run(frames).flow - gt, axis=-1).mean()
-    f = np.linalg.norm(FloatModel(cfg, fweights).run(frames)[0] - gt, axis=-1).mean()
-    assert q < 0.6 * zero and f < 0.6 * zero
+    for flow in (QuantizedModel(cfg, weights).run(frames).flow, QuantizedModel(fe_cfg, fe_weights).run(frames).flow,
+                 FloatModel(fcfg, fweights).run(frames)[0]):
+        assert np.linalg.norm(flow - gt, axis=-1).mean() < 0.6 * zero
 
 
 def test_shipped_weights_errors(monkeypatch, tmp_path):
     import models.pretrained as pretrained
     with pytest.raises(WeightsError, match="not for 'lmflownet_tiny'"):
         load_default_weights(_cfg("lmflownet_tiny.yaml"))
+    with pytest.raises(WeightsError, match="not for 'lmflownet_tiny'"):
+        load_default_weights(_cfg("lmflownet_tiny_float_ends.yaml"))
+    with pytest.raises(WeightsError, match="not for 'lmflownet_tiny'"):
+        load_default_float_weights(_cfg("lmflownet_tiny_float_ends.yaml"))
+    with pytest.raises(TypeError, match="cfg must be a NetworkConfig, not str"):
+        load_default_weights("lmflownet_d3_96x128.yaml")
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match="shipped weights are missing"):
         load_default_weights()
     with pytest.raises(WeightsError, match="shipped weights are missing"):
         pretrained.default_float_weights_path()
+    with pytest.raises(WeightsError, match="shipped weights are missing"):
+        pretrained.default_float_ends_weights_path()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -562,8 +579,10 @@ def test_eval_writes_every_method_for_synthetic_and_chairs(tmp_path):
     from models.generate import random_weights
     from train import eval as ev
     cfg = _cfg("lmflownet_tiny.yaml")
+    fe_cfg = _cfg("lmflownet_tiny_float_ends.yaml")
     save_weights(tmp_path / "q.npz", random_weights(cfg, seed=1), cfg)
-    save_weights(tmp_path / "f.npz", random_weights(cfg, seed=2), cfg)
+    save_weights(tmp_path / "fe.npz", random_weights(fe_cfg, seed=3), fe_cfg)
+    save_weights(tmp_path / "f.npz", random_weights(fe_cfg, seed=2), fe_cfg)
     chairs = tmp_path / "chairs" / "data"
     chairs.mkdir(parents=True)
     for i in range(1, 4):                       # Flying Chairs layout at twice the network's size
@@ -573,17 +592,63 @@ def test_eval_writes_every_method_for_synthetic_and_chairs(tmp_path):
         write_flo(chairs / f"{i:05d}_flow.flo", p.flow[:32, :48])
     (tmp_path / "chairs" / SPLIT_FILE).write_text("1\n2\n2\n")
     out = tmp_path / "eval.json"
-    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"),
+    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-ends-weights", str(tmp_path / "fe.npz"),
+             "--float-weights", str(tmp_path / "f.npz"),
              "--pairs", "3", "--real-pairs", "0", "--chairs", str(tmp_path / "chairs"), "--out", str(out),
              "--no-progress"])
     results = json.loads(out.read_text())
     assert set(results) == {"synthetic", "flying_chairs_val"}
     for r in results.values():
-        assert set(r) == {"float", "quantized", "farneback", "dis"}
+        assert set(r) == {"float", "float_ends", "quantized", "farneback", "dis"}
         assert all(np.isfinite(v) and v >= 0 for v in r.values())
     details = json.loads((tmp_path / "eval_details.json").read_text())
     assert details["pairs"] == {"synthetic": 3, "flying_chairs_val": 2}
+    assert details["networks"] == {"float": fe_cfg.describe(), "float_ends": fe_cfg.describe(),
+                                   "quantized": cfg.describe()}
     assert "original work" in ev.format_table(results)
+    # the three networks are the three files: each one's EPE is its own
+    from models.synthetic import SyntheticConfig
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width)
+    pairs = [(p.frames, p.flow) for p in (make_pair(i, EVAL_STREAM, syn) for i in range(3))]
+    nets, _, _ = ev.load_networks(str(tmp_path / "q.npz"), str(tmp_path / "fe.npz"), str(tmp_path / "f.npz"))
+    assert isinstance(nets["float"], FloatModel) and nets["float_ends"].cfg == fe_cfg
+    assert isinstance(nets["float_ends"], QuantizedModel) and isinstance(nets["quantized"], QuantizedModel)
+    own = QuantizedModel(fe_cfg, random_weights(fe_cfg, seed=3)).run(np.stack([f for f, _ in pairs])).flow
+    assert results["synthetic"]["float_ends"] == pytest.approx(
+        np.mean([np.linalg.norm(o - gt, axis=-1).mean() for o, (_, gt) in zip(own, pairs)]), abs=1e-4)
+    alone = {name: ev.evaluate(pairs, {name: nets[name]})[0][name] for name in nets}
+    assert alone == pytest.approx({m: results["synthetic"][m] for m in alone}, abs=1e-4)
+    assert len(set(round(v, 4) for v in alone.values())) == 3
+    # without a float-ends file (another network given) the entry is left out
+    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"), "--pairs", "1",
+             "--real-pairs", "0", "--out", str(out), "--no-progress"])
+    r = json.loads(out.read_text())["synthetic"]
+    assert set(r) == {"float", "quantized", "farneback", "dis"}
+    assert "| - |" in ev.format_table({"synthetic": r})
+
+
+def test_eval_bad_weights_give_a_one_line_error(tmp_path, capsys):
+    """A missing file, a file that is no weights file and networks of two input sizes: exit
+    status 2 and one line naming the file or the sizes, no traceback, nothing written."""
+    pytest.importorskip("cv2")
+    from models.generate import random_weights
+    from train import eval as ev
+    cfg, d3 = _cfg("lmflownet_tiny.yaml"), _cfg("lmflownet_d3_96x128.yaml")
+    save_weights(tmp_path / "q.npz", random_weights(cfg, seed=1), cfg)
+    save_weights(tmp_path / "big.npz", random_weights(d3, seed=1), d3)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    out = tmp_path / "eval.json"
+    cases = [(["--weights", str(tmp_path / "nope.npz")], "nope.npz: weights file not found"),
+             (["--weights", str(tmp_path / "junk.npz")], "junk.npz: not a weights (.npz) file"),
+             (["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "big.npz")],
+              "must share one input size")]
+    for argv, msg in cases:
+        with pytest.raises(SystemExit) as e:
+            ev.main(argv + ["--pairs", "1", "--real-pairs", "0", "--out", str(out), "--no-progress"])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert msg in err[-1] and err[-1].startswith("python -m train.eval: error: ") and "Traceback" not in err
+        assert not out.exists()
 
 
 def test_eval_real_images_entry_and_picture_grid(tmp_path):
@@ -595,16 +660,19 @@ def test_eval_real_images_entry_and_picture_grid(tmp_path):
     from models.generate import random_weights
     from train import eval as ev
     cfg = _cfg("lmflownet_tiny.yaml")
+    fe_cfg = _cfg("lmflownet_tiny_float_ends.yaml")
     save_weights(tmp_path / "q.npz", random_weights(cfg, seed=1), cfg)
-    save_weights(tmp_path / "f.npz", random_weights(cfg, seed=2), cfg)
+    save_weights(tmp_path / "fe.npz", random_weights(fe_cfg, seed=3), fe_cfg)
+    save_weights(tmp_path / "f.npz", random_weights(fe_cfg, seed=2), fe_cfg)
     out = tmp_path / "eval.json"
-    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-weights", str(tmp_path / "f.npz"),
+    ev.main(["--weights", str(tmp_path / "q.npz"), "--float-ends-weights", str(tmp_path / "fe.npz"),
+             "--float-weights", str(tmp_path / "f.npz"),
              "--pairs", "1", "--real-pairs", "3", "--still-pairs", "2", "--out", str(out), "--no-progress"])
     results = json.loads(out.read_text())
     assert set(results) == {"synthetic", "real"}
     r = results["real"]
-    for key in ("float", "quantized", "farneback", "dis", "noise_floor", "static_floor", "bins", "stereo",
-                "upsampling"):
+    for key in ("float", "float_ends", "quantized", "farneback", "dis", "noise_floor", "static_floor", "bins",
+                "stereo", "upsampling"):
         assert key in r, key
     assert r["pairs"] == 3 and r["floor_pairs"] == {"identical": 2, "static": 2}
     for m in ev.METHODS:
@@ -615,8 +683,9 @@ def test_eval_real_images_entry_and_picture_grid(tmp_path):
     assert list(r["bins"]) == ["0-1", "1-3", "3-8", "8-16", "16+"]
     with Image.open(tmp_path / "eval" / "real_grid.png") as grid:
         size = grid.size
-    # 3 moving rows shown (of 4 at most), the identical pair, the stereo pair; 7 columns + wheel
-    assert size == (7 * (2 * cfg.width + 4) + 2 * cfg.height + 4, 22 + 5 * (2 * cfg.height + 18))
+    # 3 moving rows shown (of 4 at most), the identical pair, the stereo pair; 8 columns + wheel
+    assert size == (8 * (2 * cfg.width + 4) + 2 * cfg.height + 4, 22 + 5 * (2 * cfg.height + 18))
+    assert all(r["noise_floor"][m] != r["noise_floor"]["quantized"] for m in ("float", "float_ends"))
     assert "noise floor" in ev.format_real_table(r)
 
 

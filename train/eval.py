@@ -5,9 +5,15 @@
 held-out real photographs (below) and, with ``--chairs PATH``, on the Flying Chairs validation
 split:
 
-* ``float``: the float model, :class:`models.golden.FloatModel` on the float weights;
-* ``quantized``: the quantized model through :class:`models.golden.QuantizedModel`, i.e. the
-  integer accelerator layers and the float host layers exactly as the hardware computes them;
+* ``float``: the float network as trained (the float phase of ``make train``: the float-ends
+  division's network in float, frames in [0, 1], every layer with float weights, batch norm and
+  leaky ReLU), :class:`models.golden.FloatModel` on the float weights;
+* ``float_ends``: the float-ends division (``lmflownet_d3_96x128_float_ends.yaml``: conv1,
+  upsample_flow3 and predict_flow2 in float on the host, the rest on the accelerator) through
+  :class:`models.golden.QuantizedModel`;
+* ``quantized``: the fully quantized default network through
+  :class:`models.golden.QuantizedModel`, i.e. every layer exactly as the accelerator computes it
+  and the host's dequantization of predict_flow2;
 * ``farneback``: OpenCV ``calcOpticalFlowFarneback`` (pyramid scale 0.5, 3 levels, window 15,
   3 iterations, poly_n 5, poly_sigma 1.2) on the grey frames;
 * ``dis``: OpenCV DIS optical flow, ``DISOPTICAL_FLOW_PRESET_MEDIUM``, on the grey frames.
@@ -30,7 +36,7 @@ with other upsamplings of its last layer (``upsampling``), and ``stereo``: the r
 2014 Motorcycle pair (two cameras, ground-truth disparity; pixels without disparity left out).
 A picture grid (frames, truth, every method's flow, the colour wheel) goes to ``--grid``.
 
-Writes ``build/eval.json`` as ``{dataset: {float, quantized, farneback, dis, ...}}`` and prints
+Writes ``build/eval.json`` as ``{dataset: {float, float_ends, quantized, farneback, dis, ...}}`` and prints
 Markdown tables, next to the original work's Flying Chairs figures.
 """
 
@@ -42,15 +48,22 @@ import time
 
 import numpy as np
 
+from models.errors import LMFlowError
 from models.golden import FloatModel, QuantizedModel
-from models.pretrained import default_float_weights_path, default_weights_path
+from models.pretrained import default_float_ends_weights_path, default_float_weights_path, default_weights_path
 from models.synthetic import EVAL_STREAM, SyntheticConfig, make_pair
 from models.weights import load_weights
 
-__all__ = ["METHODS", "ORIGINAL", "main", "evaluate", "evaluate_real", "predict", "farneback", "dis",
-           "upsample_flow", "format_table", "format_real_table"]
+__all__ = ["METHODS", "NETWORKS", "NAMES", "ORIGINAL", "main", "evaluate", "evaluate_real", "predict",
+           "load_networks", "farneback", "dis", "upsample_flow", "format_table", "format_real_table"]
 
-METHODS = ("float", "quantized", "farneback", "dis")
+#: Every method of the tables, networks first.
+METHODS = ("float", "float_ends", "quantized", "farneback", "dis")
+#: The networks among them (``{name: model}`` of :func:`evaluate`; a network may be left out).
+NETWORKS = ("float", "float_ends", "quantized")
+#: Column titles of the tables.
+NAMES = {"float": "float", "float_ends": "float ends", "quantized": "quantized", "farneback": "Farneback",
+         "dis": "DIS"}
 #: EPE of the original LMFlowNet (lm_flownet_3_q_quarter, conv1 = 64 channels) on Flying Chairs val.
 ORIGINAL = {"float": 6.403, "quantized": 9.448}
 
@@ -91,11 +104,48 @@ def _epe(pred, gt):
     return np.linalg.norm(pred.astype(np.float64) - gt.astype(np.float64), axis=-1)
 
 
-def evaluate(pairs, qmodel, fmodel, batch=16, progress=None):
+def _methods(nets):
+    """The methods measured with the networks ``nets``: those of :data:`NETWORKS` present, then
+    Farneback and DIS."""
+    return tuple(m for m in METHODS if m in nets or m not in NETWORKS)
+
+
+def _network_flows(nets, frames):
+    """``{name: final flow (N, H, W, 2)}`` of every network on a batch of frames, and the
+    quantized model's predict_flow2 x flow_scale (N, h, w, 2) before upsampling (None without a
+    ``"quantized"`` network)."""
+    flows, qlow = {}, None
+    for name, model in nets.items():
+        if isinstance(model, QuantizedModel):
+            r = model.run(frames, keep_tensors=name == "quantized")
+            flows[name] = r.flow
+            if name == "quantized":
+                qlow = np.asarray(model.flow_value("predict_flow2", r.tensors["predict_flow2"]), np.float32) \
+                    * np.float32(model.cfg.flow_scale)
+        else:
+            flows[name] = model.run(frames)[0]
+    return flows, qlow
+
+
+def evaluate(pairs, nets, batch=16, progress=None):
     """Mean EPE of every method over ``pairs``, an iterable of ``(frames (h, w, 6) uint8,
     ground truth (H, W, 2))``; predictions at a lower resolution than the ground truth are
-    upsampled (:func:`upsample_flow`)."""
-    sums = dict.fromkeys(METHODS, 0.0)
+    upsampled (:func:`upsample_flow`).
+
+    Parameters
+    ----------
+    nets : dict
+        ``{name: model}``, names from :data:`NETWORKS`, a :class:`models.golden.FloatModel` or
+        :class:`models.golden.QuantizedModel` each.
+
+    Returns
+    -------
+    epe : dict
+        ``{method: mean EPE}`` for the networks given, Farneback and DIS.
+    count : int
+    """
+    methods = _methods(nets)
+    sums = dict.fromkeys(methods, 0.0)
     count = 0
     buf = []
 
@@ -103,12 +153,9 @@ def evaluate(pairs, qmodel, fmodel, batch=16, progress=None):
         nonlocal count
         if not buf:
             return
-        frames = np.stack([f for f, _ in buf])
-        preds = {"quantized": qmodel.run(frames).flow, "float": fmodel.run(frames)[0]}
-        for i, (f, gt) in enumerate(buf):
-            out = {"quantized": preds["quantized"][i], "float": preds["float"][i],
-                   "farneback": farneback(f[..., :3], f[..., 3:]), "dis": dis(f[..., :3], f[..., 3:])}
-            for m in METHODS:
+        preds, _ = predict(np.stack([f for f, _ in buf]), nets)
+        for out, (_, gt) in zip(preds, buf):
+            for m in methods:
                 p = out[m]
                 if p.shape[:2] != gt.shape[:2]:
                     p = upsample_flow(p, *gt.shape[:2])
@@ -123,28 +170,31 @@ def evaluate(pairs, qmodel, fmodel, batch=16, progress=None):
         if len(buf) == batch:
             flush()
     flush()
-    return {m: sums[m] / max(count, 1) for m in METHODS}, count
+    return {m: sums[m] / max(count, 1) for m in methods}, count
 
 
-def predict(frames, qmodel, fmodel):
+def predict(frames, nets):
     """Every method's flow on a batch of frames (N, H, W, 6): a list of ``{method: flow}`` and
-    the quantized model's predict_flow2 x flow_scale (N, h, w, 2), before upsampling."""
-    q = qmodel.run(frames, keep_tensors=True)
-    qlow = np.asarray(q.tensors["predict_flow2"], np.float32) * np.float32(qmodel.cfg.flow_scale)
-    fl = fmodel.run(frames)[0]
-    out = [{"quantized": q.flow[i], "float": fl[i], "farneback": farneback(f[..., :3], f[..., 3:]),
-            "dis": dis(f[..., :3], f[..., 3:])} for i, f in enumerate(frames)]
+    the quantized model's predict_flow2 x flow_scale (N, h, w, 2), before upsampling (None
+    without a ``"quantized"`` network)."""
+    flows, qlow = _network_flows(nets, frames)
+    out = [dict({name: f[i] for name, f in flows.items()}, farneback=farneback(fr[..., :3], fr[..., 3:]),
+                dis=dis(fr[..., :3], fr[..., 3:])) for i, fr in enumerate(frames)]
     return out, qlow
 
 
-def evaluate_real(qmodel, fmodel, n_pairs, n_still, grid_rows=4, batch=16, progress=None):
+def evaluate_real(nets, n_pairs, n_still, grid_rows=4, batch=16, progress=None):
     """The ``real`` entry (:mod:`train.real`): held-out photo pairs, identical and static pairs,
-    the Middlebury stereo pair. Returns ``(entry, grid rows)``."""
+    the Middlebury stereo pair, for the networks ``nets`` (``{name: model}``, with a
+    ``"quantized"`` one: the upsampling figures are its) and Farneback and DIS. Returns
+    ``(entry, grid rows, grid columns)``."""
     from . import real
-    cfg = qmodel.cfg
-    acc = real.RealEvaluation(METHODS)
+    if "quantized" not in nets:
+        raise ValueError(f"evaluate_real needs a 'quantized' network, not only {sorted(nets)}")
+    cfg = nets["quantized"].cfg
+    methods = _methods(nets)
+    acc = real.RealEvaluation(methods)
     rows = []
-    shown = ("truth", "float", "quantized", "farneback", "dis")
 
     def batches(pairs):
         buf = []
@@ -157,52 +207,57 @@ def evaluate_real(qmodel, fmodel, n_pairs, n_still, grid_rows=4, batch=16, progr
             yield buf
 
     for buf in batches(real.photo_pairs(cfg.height, cfg.width, n_pairs, "moving")):
-        preds, qlow = predict(np.stack([p.frames for p in buf]), qmodel, fmodel)
+        preds, qlow = predict(np.stack([p.frames for p in buf]), nets)
         for p, pr, ql in zip(buf, preds, qlow):
             acc.add_moving(p.flow, pr, ql, p.frame1)
             if len(rows) < grid_rows:
                 mag = np.linalg.norm(p.flow, axis=-1)
-                rows.append(real.grid_row(p.frames, p.flow, pr, METHODS,
+                rows.append(real.grid_row(p.frames, p.flow, pr, methods,
                                           f"held-out photo pair {acc.count - 1}: mean |flow| {mag.mean():.1f} px, "
                                           f"{len(p.scene.layers) - 1} moving objects"))
         if progress is not None:
             progress.update(len(buf))
     for kind in ("identical", "static"):
         for buf in batches(real.photo_pairs(cfg.height, cfg.width, n_still, kind)):
-            preds, _ = predict(np.stack([p.frames for p in buf]), qmodel, fmodel)
+            preds, _ = predict(np.stack([p.frames for p in buf]), nets)
             for k, (p, pr) in enumerate(zip(buf, preds)):
                 if kind == "identical" and acc.floor_count[kind] == 0:
-                    rows.append(real.grid_row(p.frames, p.flow, pr, METHODS,
+                    rows.append(real.grid_row(p.frames, p.flow, pr, methods,
                                               "identical frames (the noise floor)", max_flow=2.0))
                 acc.add_still(kind, pr)
             if progress is not None:
                 progress.update(len(buf))
     frames, gt, valid = real.stereo_pair(cfg.height, cfg.width)
-    preds, _ = predict(frames[None], qmodel, fmodel)
+    preds, _ = predict(frames[None], nets)
     acc.set_stereo(gt, valid, preds[0])
-    rows.append(real.grid_row(frames, gt, preds[0], METHODS,
+    rows.append(real.grid_row(frames, gt, preds[0], methods,
                               "Middlebury 2014 Motorcycle, real stereo pair (black: no disparity)", valid=valid))
     if progress is not None:
         progress.update(1)
-    columns = ["frame 1", "frame 2"] + list(shown)
+    columns = ["frame 1", "frame 2", "truth"] + list(methods)
     return acc.result(), rows, columns
+
+
+def _present(r):
+    """The methods of an entry ``r`` (a dict with a key per method), in table order."""
+    return [m for m in METHODS if m in r]
 
 
 def format_real_table(r):
     """Markdown tables of the ``real`` entry: mean EPE, noise floors, stereo, per-bin EPE."""
-    names = {"float": "float", "quantized": "quantized", "farneback": "Farneback", "dis": "DIS"}
-    lines = ["| real images (held-out photos) | " + " | ".join(names[m] for m in METHODS) + " |",
-             "|---|" + "---|" * len(METHODS)]
-    lines.append(f"| EPE, {r['pairs']} moving pairs | " + " | ".join(f"{r[m]:.3f}" for m in METHODS) + " |")
+    methods = _present(r)
+    lines = ["| real images (held-out photos) | " + " | ".join(NAMES[m] for m in methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    lines.append(f"| EPE, {r['pairs']} moving pairs | " + " | ".join(f"{r[m]:.3f}" for m in methods) + " |")
     lines.append(f"| noise floor: mean abs flow, {r['floor_pairs']['identical']} identical pairs | "
-                 + " | ".join(f"{r['noise_floor'][m]:.3f}" for m in METHODS) + " |")
+                 + " | ".join(f"{r['noise_floor'][m]:.3f}" for m in methods) + " |")
     lines.append(f"| static floor: mean abs flow, {r['floor_pairs']['static']} static pairs | "
-                 + " | ".join(f"{r['static_floor'][m]:.3f}" for m in METHODS) + " |")
+                 + " | ".join(f"{r['static_floor'][m]:.3f}" for m in methods) + " |")
     if "stereo" in r:
         lines.append("| EPE, Middlebury Motorcycle stereo pair | "
-                     + " | ".join(f"{r['stereo'][m]:.3f}" for m in METHODS) + " |")
+                     + " | ".join(f"{r['stereo'][m]:.3f}" for m in methods) + " |")
     for label, b in r["bins"].items():
-        vals = " | ".join("-" if b[m] is None else f"{b[m]:.3f}" for m in METHODS)
+        vals = " | ".join("-" if b[m] is None else f"{b[m]:.3f}" for m in methods)
         lines.append(f"| EPE where the true flow is {label} px ({100 * b['pixels']:.0f}% of pixels) | {vals} |")
     u = r["upsampling"]
     lines.append("")
@@ -212,23 +267,59 @@ def format_real_table(r):
 
 
 def format_table(results, counts=None):
-    """Markdown table of ``{dataset: {method: epe}}`` plus the original work's figures."""
-    lines = ["| data set | pairs | float | quantized | quantized / float | Farneback | DIS |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown table of ``{dataset: {method: epe}}`` plus the original work's figures (a
+    network not measured shows as ``-``)."""
+    def cell(r, m):
+        return f"{r[m]:.3f}" if m in r else "-"
+
+    lines = ["| data set | pairs | float | float ends | quantized | quantized / float | Farneback | DIS |",
+             "|---|---|---|---|---|---|---|---|"]
     for ds, r in results.items():
-        if not all(m in r for m in METHODS):
+        if not all(m in r for m in ("quantized", "farneback", "dis")):
             continue
         n = (counts or {}).get(ds, "")
-        lines.append(f"| {ds} | {n} | {r['float']:.3f} | {r['quantized']:.3f} | "
-                     f"{r['quantized'] / r['float']:.2f}x | {r['farneback']:.3f} | {r['dis']:.3f} |")
-    lines.append(f"| Flying Chairs val, original work | 640 | {ORIGINAL['float']:.3f} | "
-                 f"{ORIGINAL['quantized']:.3f} | {ORIGINAL['quantized'] / ORIGINAL['float']:.2f}x | - | - |")
+        ratio = f"{r['quantized'] / r['float']:.2f}x" if "float" in r else "-"
+        lines.append(f"| {ds} | {n} | {cell(r, 'float')} | {cell(r, 'float_ends')} | {r['quantized']:.3f} | "
+                     f"{ratio} | {r['farneback']:.3f} | {r['dis']:.3f} |")
+    lines.append(f"| Flying Chairs val, original work (float ends) | 640 | {ORIGINAL['float']:.3f} | "
+                 f"{ORIGINAL['quantized']:.3f} | - | - | - | - |")
     return "\n".join(lines)
+
+
+def load_networks(q_path, fe_path=None, f_path=None):
+    """The networks of the evaluation: ``({name: model}, {name: path}, {name: meta})``.
+
+    Parameters
+    ----------
+    q_path : str
+        Weights of the ``quantized`` network (run by :class:`models.golden.QuantizedModel` on the
+        configuration stored in the file).
+    fe_path, f_path : str, optional
+        Weights of the ``float_ends`` network (:class:`models.golden.QuantizedModel`) and of the
+        ``float`` network (:class:`models.golden.FloatModel`), each on its own stored
+        configuration; left out when None.
+    """
+    nets, paths, metas = {}, {}, {}
+    for name, path in (("float", f_path), ("float_ends", fe_path), ("quantized", q_path)):
+        if path is None:
+            continue
+        weights, cfg, meta = load_weights(path)
+        nets[name] = FloatModel(cfg, weights) if name == "float" else QuantizedModel(cfg, weights)
+        paths[name], metas[name] = path, meta
+    sizes = {(m.cfg.height, m.cfg.width) for m in nets.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"the networks of the evaluation must share one input size, not "
+                         f"{ {n: (m.cfg.height, m.cfg.width) for n, m in nets.items()} }")
+    return nets, paths, metas
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m train.eval", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights", default=None, help="quantized weights (default: the shipped ones)")
+    ap.add_argument("--weights", default=None,
+                    help="weights of the quantized network (default: the shipped fully quantized ones)")
+    ap.add_argument("--float-ends-weights", default=None,
+                    help="weights of the float-ends division (default: the shipped ones when --weights is "
+                         "not given, else none: no float_ends entry)")
     ap.add_argument("--float-weights", default=None, help="float weights (default: the shipped ones)")
     ap.add_argument("--pairs", type=int, default=500, help="held-out synthetic pairs")
     ap.add_argument("--real-pairs", type=int, default=200, help="held-out real-photo pairs (0: no real entry)")
@@ -244,11 +335,14 @@ def main(argv=None):
 
     import cv2
     cv2.setNumThreads(1)
-    q_path = args.weights or default_weights_path()
-    f_path = args.float_weights or default_float_weights_path()
-    qw, cfg, qmeta = load_weights(q_path)
-    fw, fcfg, _ = load_weights(f_path, cfg)
-    qmodel, fmodel = QuantizedModel(cfg, qw), FloatModel(cfg, fw)
+    try:
+        q_path = args.weights or default_weights_path()
+        fe_path = args.float_ends_weights or (None if args.weights else default_float_ends_weights_path())
+        f_path = args.float_weights or default_float_weights_path()
+        nets, paths, metas = load_networks(q_path, fe_path, f_path)
+    except (LMFlowError, ValueError) as e:      # a missing, corrupt or mismatched weights file
+        ap.error(str(e))
+    cfg = nets["quantized"].cfg
 
     try:
         from tqdm import tqdm
@@ -270,7 +364,7 @@ def main(argv=None):
 
     t = time.time()
     b = bar(args.pairs, "synthetic")
-    results["synthetic"], counts["synthetic"] = evaluate(synthetic_pairs(), qmodel, fmodel, progress=b)
+    results["synthetic"], counts["synthetic"] = evaluate(synthetic_pairs(), nets, progress=b)
     timing["synthetic"] = round(time.time() - t, 1)
     if b is not None:
         b.close()
@@ -279,7 +373,7 @@ def main(argv=None):
     if args.real_pairs > 0:
         t = time.time()
         b = bar(args.real_pairs + 2 * args.still_pairs + 1, "real")
-        results["real"], rows, columns = evaluate_real(qmodel, fmodel, args.real_pairs, args.still_pairs, progress=b)
+        results["real"], rows, columns = evaluate_real(nets, args.real_pairs, args.still_pairs, progress=b)
         counts["real"] = args.real_pairs
         timing["real"] = round(time.time() - t, 1)
         if b is not None:
@@ -300,7 +394,7 @@ def main(argv=None):
 
         t = time.time()
         b = bar(len(ds), "chairs")
-        results["flying_chairs_val"], counts["flying_chairs_val"] = evaluate(chairs_pairs(), qmodel, fmodel, progress=b)
+        results["flying_chairs_val"], counts["flying_chairs_val"] = evaluate(chairs_pairs(), nets, progress=b)
         timing["flying_chairs_val"] = round(time.time() - t, 1)
         if b is not None:
             b.close()
@@ -312,10 +406,13 @@ def main(argv=None):
         json.dump(out, f, indent=2)
         f.write("\n")
     os.replace(tmp, args.out)
-    details = {"pairs": counts, "seconds": timing, "weights": {"quantized": q_path, "float": f_path},
-               "training": qmeta, "opencv": cv2.__version__}
-    with open(os.path.splitext(args.out)[0] + "_details.json", "w", encoding="utf-8") as f:
+    details = {"pairs": counts, "seconds": timing, "weights": paths,
+               "networks": {n: m.cfg.describe() for n, m in nets.items()},
+               "training": metas, "opencv": cv2.__version__}
+    tmp = os.path.splitext(args.out)[0] + "_details.json.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(details, f, indent=2)
+    os.replace(tmp, tmp[:-len(".tmp")])
     print(format_table(results, counts))
     if "real" in results:
         print()
