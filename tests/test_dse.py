@@ -21,7 +21,7 @@ def test_m10k_rule():
     assert resources.m10k_blocks(8192, 1) == 1
 
 
-def test_block_ram_of_the_default_accelerator_is_the_bitstream_report():
+def test_block_ram_of_the_default_accelerator_counts_its_memories():
     """The M10K blocks of the default 64 x 64 accelerator's memories (act buffer 8192 x 128: 104
     blocks, 32 weight memories of 512 x 128: 7 each); `make bitstream` reported 332 for the whole
     board top of this configuration."""
