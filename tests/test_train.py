@@ -752,3 +752,15 @@ def test_eval_upsample_flow_scales_vectors():
     up = upsample_flow(flow, 16, 24)
     assert up.shape == (16, 24, 2)
     assert np.allclose(up[..., 0], 6.0) and np.allclose(up[..., 1], -8.0)
+
+
+def test_the_float_phase_of_the_default_network_does_not_replace_the_shipped_float_model():
+    """make train's float file of the fully quantized default is its own (a network on the
+    thermometer codes); the float-ends configuration's is the float model make eval loads."""
+    from train import train
+    q, f = train.weights_paths(os.path.join(CONFIG_DIR, "lmflownet_d3_96x128.yaml"), "models/weights")
+    assert q == os.path.join("models/weights", "lmflownet_d3_96x128.npz")
+    assert f == os.path.join("models/weights", "lmflownet_d3_96x128_float_phase.npz")
+    q, f = train.weights_paths(float_ends_config_path(), "w")
+    assert (q, f) == (os.path.join("w", "lmflownet_d3_96x128_float_ends.npz"),
+                      os.path.join("w", "lmflownet_d3_96x128_float_ends_float.npz"))

@@ -3,7 +3,8 @@
 ``python -m train.train`` (``make train``) runs two phases on the synthetic generator:
 
 1. ``float``: the float network (batch norm, leaky ReLU) from scratch; exported to
-   ``<out-dir>/<config>_float.npz``;
+   ``<out-dir>/<config>_float.npz`` (``<config>_float_phase.npz`` for a fully quantized
+   configuration: :func:`weights_paths`);
 2. ``quant``: the same network initialized from the float one, with binary channel-wise weights
    and 2-bit activations (straight-through estimators); exported to ``<out-dir>/<config>.npz``,
    the weights the golden model, the CLI and the benchmarks load.
@@ -97,9 +98,17 @@ def parse_args(argv=None):
 
 
 def weights_paths(cfg_path, out_dir):
-    """``(quantized, float)`` weights file paths for a configuration file."""
+    """``(quantized, float)`` weights file paths for a configuration file.
+
+    The float file of a fully quantized configuration (``ends: quantized``) is named
+    ``<config>_float_phase.npz``: its float network is defined on the frame pair's thermometer
+    codes, not the float model of ``make eval`` (``<config>_float.npz`` of the float-ends
+    configuration, shipped as ``lmflownet_d3_96x128_float.npz``), which it must not replace.
+    """
+    from models.network import load_network_config
     stem = os.path.splitext(os.path.basename(cfg_path))[0]
-    return os.path.join(out_dir, f"{stem}.npz"), os.path.join(out_dir, f"{stem}_float.npz")
+    suffix = "_float_phase" if load_network_config(cfg_path).quantized_ends else "_float"
+    return os.path.join(out_dir, f"{stem}.npz"), os.path.join(out_dir, f"{stem}{suffix}.npz")
 
 
 def lr_at(step, steps, peak, warmup, progress=None):
