@@ -16,7 +16,7 @@ from hw.pe_array import PEArray
 from hw.threshold import ThresholdUnit
 from models.cycles import (DECODE_CYCLES, SEQUENCER_LATENCY, THRESHOLD_LATENCY, VALIDATE_CYCLES, descriptor_cycles,
                            pe_array_latency)
-from models.engine import (ERR_ADDRESS, ERR_ALIGN, ERR_NONE, ERROR_NAMES, OP_CODES, SRC_FRAMES, Descriptor, EngineParams,
+from models.engine import (DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, ERROR_NAMES, OP_CODES, SRC_FRAMES, Descriptor, EngineParams,
                            execute_program, row_stride, validate_descriptor)
 from models.formats import frame_pair_codes, pack_frame_pair
 from sim.accel_cases import build_case, describe_mismatch, random_layer
@@ -244,3 +244,27 @@ def test_a_misaligned_list_stops_before_fetching():
     run = run_program(params, np.zeros(4096, np.uint8), 0x1000, 0x1002, 3)
     assert (run.error, run.error_index, run.layers_done) == (ERR_ALIGN, 0, 0)
     assert not run.layer_cycles
+
+
+def test_a_list_stops_at_a_descriptor_that_runs_past_the_window_end():
+    """The second descriptor of a list starts inside the window and ends past it: the first layer
+    runs, the second is refused before its fetch (ERROR at index 1), as models.engine does."""
+    params = SMALL[16]
+    rng = np.random.default_rng(11)
+    layers = [random_layer(rng, params, max_hw=3, frames=False) for _ in range(2)]
+    base = 0x1000
+    image, desc_addr, descs, _, _ = build_case(rng, params, layers, base, 1 << 15)
+    nbytes = DESCRIPTOR.nbytes
+    half = params.bus_bytes                  # the part of the second descriptor inside the window
+    listed = image[desc_addr - base:desc_addr - base + 2 * nbytes].copy()
+    end = -(-len(image) // params.bus_bytes) * params.bus_bytes + nbytes
+    image = np.concatenate([image, np.zeros(end - len(image), np.uint8)])
+    start = end - nbytes - half              # first descriptor inside, second straddles the end
+    image[start:start + nbytes + half] = listed[:nbytes + half]
+    window = (base, end)
+    memory = np.concatenate([np.zeros(base, np.uint8), image.copy(), np.zeros(nbytes, np.uint8)])
+    err, idx = execute_program(memory, base + start, 2, params, window)
+    assert (err, idx) == (ERR_ADDRESS, 1)
+    run = run_program(params, image, base, base + start, 2, window=window)
+    assert (run.error, run.error_index, run.layers_done) == (ERR_ADDRESS, 1, 1)
+    assert describe_mismatch(memory[base:base + end], run.memory, descs, base, params) is None
