@@ -187,7 +187,9 @@ def _check_run(params, layers, seed, window=None):
     rng = np.random.default_rng(seed)
     base, size = 0x1000, 1 << 15
     image, desc_addr, descs, expected, (err, idx) = build_case(rng, params, layers, base, size)
-    run = run_program(params, image, base, desc_addr, len(descs), window=window)
+    # a bounded run: twice the cycle model's count (a hang fails fast, not after millions of cycles)
+    budget = 2 * sum(descriptor_cycles(d, params) for d in descs) + 1000
+    run = run_program(params, image, base, desc_addr, len(descs), window=window, max_cycles=budget)
     label = "; ".join(layer.describe() for layer in layers)
     assert not run.outside, f"{label}: accesses outside the memory: {run.outside[:3]}"
     problem = describe_mismatch(expected, run.memory, descs, base, params)
@@ -268,3 +270,19 @@ def test_a_list_stops_at_a_descriptor_that_runs_past_the_window_end():
     run = run_program(params, image, base, base + start, 2, window=window)
     assert (run.error, run.error_index, run.layers_done) == (ERR_ADDRESS, 1, 1)
     assert describe_mismatch(memory[base:base + end], run.memory, descs, base, params) is None
+
+
+def test_a_raw_layer_of_one_beat_a_pixel_waits_for_the_writer():
+    """Raw 1x1 layers on one input group give one beat a pixel but two result words (P = 16):
+    the sequencer's pace (``gap``) must hold each pixel until the writer has sent the last one."""
+    params = SMALL[64]
+    rng = np.random.default_rng(12)
+    layers = []
+    for _ in range(200):
+        layer = random_layer(rng, params, max_hw=4, kernel=1, op=OP_CODES["identity"], raw=True, frames=False)
+        if layer.signs.shape[2] <= params.simd_lanes and layer.signs.shape[3] > params.pe_count // 2:
+            layers.append(layer)
+            if len(layers) == 2:
+                break
+    assert len(layers) == 2, "no raw 1x1 layer on one input group was drawn"
+    _check_run(params, layers, 13)
