@@ -60,8 +60,10 @@ def accelerator_build(config, sim, *, design=None, tag="", mem_words=MEMORY_WORD
     parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(), "DEPTH": mem_words}
     name = "-".join(["accelerator", cfg.name] + ([tag] if tag else [])
                     + ([] if mem_words == MEMORY_WORDS else [f"m{mem_words}"]))
+    # The network's memory size: the build that runs whole frames (the network, the rtl backend)
+    # gets optimized C++.
     build_dir = build(name, sim, toplevel="tb_accelerator", sources={"accelerator.v": verilog}, hdl=TB_HDL,
-                      parameters=parameters, public=False)
+                      parameters=parameters, public=False, long_runs=mem_words == MEMORY_WORDS)
     return build_dir, cfg
 
 

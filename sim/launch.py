@@ -48,7 +48,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["ROOT", "SIM_BUILD", "SIMULATORS", "ICARUS_MISSING", "DEFAULT_SEED", "VERILATOR_ARGS", "KEEP",
+__all__ = ["ROOT", "SIM_BUILD", "SIMULATORS", "ICARUS_MISSING", "DEFAULT_SEED", "VERILATOR_ARGS", "KEEP", "QUICK_OPT", "LONG_RUN_OPT",
            "SimulationFailed", "BuildFailed", "selected_simulators", "simulator_missing", "waves_enabled",
            "regress_enabled", "REGRESS_ONLY_REASON", "hw_config_override", "source_hash", "cached_verilog", "build", "run",
            "simulator_params", "config_params", "regress_mark", "main"]
@@ -63,17 +63,24 @@ KEEP = 3
 
 # Amaranth's Verilog has width-extension warnings Verilator would treat as fatal.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
-                  # The PyPI build's verilated.mk cannot use its precompiled headers (its
-                  # CFG_CXXFLAGS_PCH_I is empty), which a split (parallel) build needs: do not split.
-                  "--output-split", "0"]
-#: C++ optimization of the model (the hot code), Verilator's makefile variable OPT_FAST (its own
-#: default is -Os). A co-simulation here is one build and a short run, so the build decides: for the
-#: 64 x 64 default accelerator -O0 took 76 s to build and 48 s for a frame, -O2 about 23 minutes
-#: and 10 s (docs/simulation.md). ``$LMF_OPT_FAST`` overrides it (part of the build digest): -O2
-#: for many frames on one build.
-OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or "-O0"
+                  # One C++ file per model where Verilator allows it (the run-time library's
+                  # objects are shared: sim/objcache.py).
+                  "--output-split", "0",
+                  # Split the model's functions at 1,000 statements: g++ optimizes the 64 x 64
+                  # default's one huge evaluation function for about 23 minutes at -O2 otherwise,
+                  # 4 minutes split (docs/simulation.md).
+                  "--output-split-cfuncs", "1000"]
+#: C++ optimization of a model (Verilator's makefile variable OPT_FAST; its own default is -Os),
+#: chosen per build: most co-simulations are one build and a short run, so the build's time
+#: decides (QUICK_OPT); the network's accelerator runs whole frames (LONG_RUN_OPT). For the 64 x 64
+#: default (functions split): -O0 built in 76 s and ran a frame in 48 s, -O1 in 152 s and 8.9 s,
+#: -O2 in 253 s and 7.0 s (docs/simulation.md). ``$LMF_OPT_FAST`` replaces both (part of the
+#: build digest).
+QUICK_OPT = "-O0"
+LONG_RUN_OPT = "-O1"
+OPT_FAST = os.environ.get("LMF_OPT_FAST", "").strip() or None
 #: Bumped when the way builds are made changes (part of every build digest).
-_RECIPE = "launch-2"
+_RECIPE = "launch-3"
 
 
 class SimulationFailed(AssertionError):
@@ -287,7 +294,12 @@ def _tool_version(sim):
     return _TOOL_VERSIONS[sim]
 
 
-def _runner(sim, public):
+def _opt_fast(long_runs):
+    """The C++ optimization of a Verilator build: ``$LMF_OPT_FAST``, else by its runs."""
+    return OPT_FAST or (LONG_RUN_OPT if long_runs else QUICK_OPT)
+
+
+def _runner(sim, public, opt_fast=None):
     """cocotb's runner for ``sim``; for Verilator with the project's make settings."""
     from cocotb_tools.runner import get_runner, Verilator
 
@@ -303,7 +315,7 @@ def _runner(sim, public):
             if not public:
                 cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
             from .objcache import make_overrides
-            cmds[1] = cmds[1] + make_overrides(OPT_FAST)
+            cmds[1] = cmds[1] + make_overrides(opt_fast or _opt_fast(False))
             return cmds
 
     return _Verilator()
@@ -316,7 +328,7 @@ public_flat_rw -module "{top}" -var "*"
 
 
 def build(name, sim, *, toplevel, sources, hdl=(), parameters=None, build_args=(), public=True,
-          waves=None):
+          waves=None, long_runs=False):
     """Build (or find) the simulator of a design; returns its build directory.
 
     Parameters
@@ -341,6 +353,9 @@ def build(name, sim, *, toplevel, sources, hdl=(), parameters=None, build_args=(
         needs ``True``).
     waves : bool, optional
         Waveform build (default ``$WAVES``).
+    long_runs : bool
+        Verilator: the build runs long simulations (whole frames): optimized C++
+        (:data:`LONG_RUN_OPT`, a slower build); otherwise :data:`QUICK_OPT`.
 
     Raises
     ------
@@ -349,6 +364,7 @@ def build(name, sim, *, toplevel, sources, hdl=(), parameters=None, build_args=(
     """
     _venv_tools_on_path()
     waves = waves_enabled() if waves is None else waves
+    opt = _opt_fast(long_runs)
     parameters = dict(parameters or {})
     args = (list(VERILATOR_ARGS) if sim == "verilator" else []) + list(build_args)
     texts = dict(sources)
@@ -357,7 +373,7 @@ def build(name, sim, *, toplevel, sources, hdl=(), parameters=None, build_args=(
     hdl_texts = [(p.name, Path(p).read_text(encoding="utf-8")) for p in hdl]
     recipe = json.dumps([_RECIPE, sim, _tool_version(sim), toplevel, sorted(texts.items()), hdl_texts,
                          sorted((k, str(v)) for k, v in parameters.items()), args, public, waves,
-                         OPT_FAST if sim == "verilator" else None])
+                         opt if sim == "verilator" else None])
     digest = hashlib.sha256(recipe.encode()).hexdigest()[:12]
     stem = f"{name}-{sim}{'-waves' if waves else ''}"
     build_dir = SIM_BUILD / f"{stem}-{digest}"
@@ -380,7 +396,7 @@ def build(name, sim, *, toplevel, sources, hdl=(), parameters=None, build_args=(
         files += [Path(p) for p in hdl]
         verilog = [f for f in files if f.suffix != ".vlt"]
         control = [f for f in files if f.suffix == ".vlt"]
-        runner = _runner(sim, public)
+        runner = _runner(sim, public, opt)
         log = build_dir / "build.log"
         t0 = time.perf_counter()
         try:

