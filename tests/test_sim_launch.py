@@ -126,7 +126,7 @@ def test_build_lock_serializes_processes(tmp_path):
         "class R:\n"
         "    def build(self, *, build_dir, log_file, **kw):\n"
         "        time.sleep(1.0); (Path(build_dir) / 'model').write_text('x')\n"
-        "launch._runner = lambda sim, public: R()\n"
+        "launch._runner = lambda sim, public, opt_fast=None: R()\n"
         "launch._tool_version = lambda sim: 'v'\n"
         "d = launch.build('c', 'verilator', toplevel='c', sources={'c.v': 'module c; endmodule'})\n"
         "print(d.name)\n")
