@@ -61,9 +61,21 @@ def load_checklist(path=CHECKLIST):
     return entries
 
 
+#: Left out of the copy where the tree is not a git checkout (what .gitignore leaves out).
+_NOT_COPIED = {".git", ".venv", "build", "sim_build", "__pycache__", ".pytest_cache", ".hypothesis"}
+
+
 def _tree_files(root):
-    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
-                         capture_output=True).stdout.decode()
+    try:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=root, check=True,
+                             capture_output=True).stdout.decode()
+    except (OSError, subprocess.CalledProcessError):
+        # not a git checkout (an unpacked source tree): every file outside the outputs
+        files = []
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d not in _NOT_COPIED and not d.endswith(".egg-info")]
+            files += [os.path.relpath(os.path.join(dirpath, f), root) for f in filenames]
+        return sorted(files)
     return [f for f in out.split("\0") if f and (root / f).is_file()]
 
 
