@@ -3,8 +3,8 @@
 
 One simulator per hardware configuration, simulator and memory size: the layer tests use a
 small memory (:data:`LAYER_MEMORY_WORDS`, so that their many whole-memory images move
-quickly), the whole-network run, the benchmark and the rtl backend share one with
-:data:`MEMORY_WORDS`; a simulator is rebuilt only when the accelerator's Verilog or the
+quickly), the whole-network run, the benchmark and the rtl backend share one of
+:data:`MEMORY_BYTES` (``mem_words=None``); a simulator is rebuilt only when the accelerator's Verilog or the
 testbench HDL changed. Verilator builds expose only the testbench top's ports to VPI (the testbenches touch
 nothing else), which lets Verilator optimize the model.
 """
@@ -16,7 +16,7 @@ from models.hwconfig import check_target, load_hw_config
 
 from .launch import ROOT, SIM_BUILD, build, cached_verilog, run
 
-__all__ = ["ENGINE_TEST_CONFIGS", "REGRESS_ENGINE_CONFIGS", "MEMORY_WORDS", "LAYER_MEMORY_WORDS", "NETWORK_RESULTS",
+__all__ = ["ENGINE_TEST_CONFIGS", "REGRESS_ENGINE_CONFIGS", "MEMORY_BYTES", "network_memory_words", "LAYER_MEMORY_WORDS", "NETWORK_RESULTS",
            "accelerator_build", "run_accelerator", "run_network"]
 
 HDL = ROOT / "sim" / "hdl"
@@ -26,15 +26,24 @@ TB_HDL = (HDL / "avalon_memory.v", HDL / "tb_accelerator.v")
 ENGINE_TEST_CONFIGS = ("eng_p8_s16", "eng_p8_s32", "eng_p16_s32")
 #: Configurations the regression adds to the layer tests.
 REGRESS_ENGINE_CONFIGS = ("default",)
-#: Words (bus words) of the memory model of the network runs: 1 MiB with the default 128-bit bus.
-MEMORY_WORDS = 65536
+#: Bytes of the memory model of the network runs (the network, the rtl backend, the layer tests
+#: that share their simulator), whatever the bus width: the program and a 96x128 frame's tensors
+#: (591,040 bytes of constants at S = 32).
+MEMORY_BYTES = 1 << 20
 #: Words of the memory model of the layer tests (every case loads and dumps the whole memory).
 LAYER_MEMORY_WORDS = 8192
 
 
-def accelerator_build(config, sim, *, design=None, tag="", mem_words=MEMORY_WORDS):
+def network_memory_words(params):
+    """Bus words of the network runs' memory model (:data:`MEMORY_BYTES`) for an
+    :class:`~models.engine.EngineParams`."""
+    return MEMORY_BYTES // params.bus_bytes
+
+
+def accelerator_build(config, sim, *, design=None, tag="", mem_words=None):
     """Build (or find) ``tb_accelerator`` for one configuration, simulator and memory size
-    (``mem_words`` bus words); returns ``(build directory, configuration)``.
+    (``mem_words`` bus words; ``None``: the network runs' memory, the build that runs whole
+    frames); returns ``(build directory, configuration)``.
 
     ``design`` (with its own ``tag``) replaces the configuration's accelerator: a test's
     deliberately broken variant with the same ports.
@@ -57,13 +66,14 @@ def accelerator_build(config, sim, *, design=None, tag="", mem_words=MEMORY_WORD
             raise ValueError("a design other than the configuration's accelerator needs a tag")
         verilog = to_verilog(design, "accelerator")
     p = cfg.engine_params
-    parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(), "DEPTH": mem_words}
-    name = "-".join(["accelerator", cfg.name] + ([tag] if tag else [])
-                    + ([] if mem_words == MEMORY_WORDS else [f"m{mem_words}"]))
+    network = mem_words is None
+    parameters = {"DATA_W": p.bus_bits, "BURST_W": p.max_burst.bit_length(),
+                  "DEPTH": network_memory_words(p) if network else mem_words}
+    name = "-".join(["accelerator", cfg.name] + ([tag] if tag else []) + ([] if network else [f"m{mem_words}"]))
     # The network's memory size: the build that runs whole frames (the network, the rtl backend)
     # gets optimized C++.
     build_dir = build(name, sim, toplevel="tb_accelerator", sources={"accelerator.v": verilog}, hdl=TB_HDL,
-                      parameters=parameters, public=False, long_runs=mem_words == MEMORY_WORDS)
+                      parameters=parameters, public=False, long_runs=network)
     return build_dir, cfg
 
 
@@ -81,8 +91,9 @@ def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000
         The cocotb module (default the layer tests).
     mem_base : int
         Device address of the memory model's first byte.
-    mem_words : int
-        Bus words of the memory model (default the layer tests' :data:`LAYER_MEMORY_WORDS`).
+    mem_words : int or None
+        Bus words of the memory model (default the layer tests' :data:`LAYER_MEMORY_WORDS`;
+        ``None``: the network runs' memory, :data:`MEMORY_BYTES`).
     design : amaranth.lib.wiring.Component, optional
         A design with the accelerator's ports to simulate instead (with its own ``tag``).
     label : str, optional
@@ -103,7 +114,8 @@ def run_accelerator(config, sim, *, module="sim.tb_accelerator", mem_base=0x1000
     build_dir, cfg = accelerator_build(config, sim, design=design, tag=tag, mem_words=mem_words)
     short = module.rsplit(".", 1)[-1]
     label = label or "-".join([short, cfg.name, sim] + ([tag] if tag else []) + ([tests] if tests else []))
-    params = dict(cfg.accelerator_kwargs(), mem_base=mem_base, mem_depth=mem_words)
+    depth = network_memory_words(cfg.engine_params) if mem_words is None else mem_words
+    params = dict(cfg.accelerator_kwargs(), mem_base=mem_base, mem_depth=depth)
 
     def env(run_dir):
         return {"LMF_ACC_PARAMS": json.dumps(dict(params, memfile=str(run_dir / "memory.hex"),
@@ -139,6 +151,6 @@ def run_network(hw_config=None, *, results=None, stall_pct=0, latency=8, sim="ve
     env = {"LMF_NET_RESULTS": str(results), "LMF_NET_STALL": str(stall_pct), "LMF_NET_LATENCY": str(latency)}
     if net_config is not None:
         env["LMF_NET_CONFIG"] = str(net_config)
-    run_accelerator(cfg, sim, module="sim.tb_network", mem_base=ARENA_BASE, extra_env=env, mem_words=MEMORY_WORDS,
+    run_accelerator(cfg, sim, module="sim.tb_network", mem_base=ARENA_BASE, extra_env=env, mem_words=None,
                     label=f"network-{cfg.name}-{sim}" + (f"-stall{stall_pct}" if stall_pct else ""))
     return json.loads(results.read_text())

@@ -20,7 +20,7 @@ import time
 
 from models.board import ARENA_BASE
 from models.hwconfig import check_target, load_hw_config
-from sim.accel_runner import MEMORY_WORDS     # words of the simulated memory (one memory model for every run)
+from sim.accel_runner import MEMORY_BYTES     # bytes of the simulated memory (one memory model for every run)
 from sw.errors import TransportError
 from sw.transport import Transport
 
@@ -30,7 +30,7 @@ for _module in ("cocotb", "amaranth"):
     if importlib.util.find_spec(_module) is None:
         raise ImportError(f"No module named '{_module}'")
 
-__all__ = ["RtlTransport", "create_transport", "DEFAULT_ARENA_BASE", "MEMORY_WORDS"]
+__all__ = ["RtlTransport", "create_transport", "DEFAULT_ARENA_BASE", "MEMORY_BYTES"]
 
 #: Device address of the simulated memory (as the DDR region on the board).
 DEFAULT_ARENA_BASE = ARENA_BASE
@@ -88,7 +88,7 @@ class RtlTransport(Transport):
         from sim.accel_runner import run_accelerator
         try:
             run_accelerator(self._config, simulator, module="sim.tb_rtl_server", mem_base=DEFAULT_ARENA_BASE,
-                            mem_words=MEMORY_WORDS, extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
+                            mem_words=None, extra_env={"LMF_RTL_SOCKET": self._address, "LMF_RTL_LATENCY": str(latency)})
         except BaseException as e:      # reported to the host thread
             self._error = e
 

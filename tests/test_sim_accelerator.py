@@ -8,7 +8,7 @@ from amaranth.lib import wiring
 import pytest
 
 from hw.build import build_accelerator
-from sim.accel_runner import (ENGINE_TEST_CONFIGS, LAYER_MEMORY_WORDS, MEMORY_WORDS, REGRESS_ENGINE_CONFIGS,
+from sim.accel_runner import (ENGINE_TEST_CONFIGS, LAYER_MEMORY_WORDS, REGRESS_ENGINE_CONFIGS,
                               run_accelerator)
 from sim.launch import config_params, hw_config_override, regress_enabled, regress_mark, simulator_params
 from sim.runner import SimulationFailed
@@ -27,7 +27,7 @@ def test_sim(simulator, config):
     # A configuration the network also runs on (the regression's, HW_CONFIG's) shares the
     # network's simulator (1 MiB memory) instead of building a second large one.
     shared = config in REGRESS_ENGINE_CONFIGS or hw_config_override() is not None
-    run_accelerator(config, simulator, extra_env=env, mem_words=MEMORY_WORDS if shared else LAYER_MEMORY_WORDS)
+    run_accelerator(config, simulator, extra_env=env, mem_words=None if shared else LAYER_MEMORY_WORDS)
 
 
 class CorruptedReadData(wiring.Component):
