@@ -18,6 +18,8 @@ Which layers are host steps depends on the configuration's division (``ends``):
 
 from dataclasses import dataclass, field
 
+import math
+
 import numpy as np
 
 from .conv import conv_float, conv_w1a2_direct
@@ -267,22 +269,56 @@ def upsample_flow_bilinear(flow, factor=4):
 
     Pixel centres are aligned (``align_corners=False``, PyTorch's ``F.interpolate(...,
     mode="bilinear")``): output pixel ``y`` samples the input at ``(y + 0.5) / factor - 0.5``,
-    clamped to the edge pixels; likewise in ``x``. Separable, float32 throughout; for
-    ``factor = 4`` the weights (1/8, 3/8, 5/8, 7/8) are exact binary fractions.
+    clamped to the edge pixels; likewise in ``x``. Separable (W, then H), float32 throughout.
+
+    Output pixel ``factor * i + k`` of an axis is ``a + (b - a) * w_k``, with ``a, b`` the
+    input pixels around its sample point and ``w_k`` the same for every ``i`` (for ``factor =
+    4``: 5/8, 7/8, 1/8, 3/8, exact binary fractions). The input is padded with its edge pixels,
+    so a clamped sample has ``b - a = 0``, and each phase ``k`` is two passes (``*``, ``+``) over
+    slices of the padded input and its differences, written in place into the output: no gather
+    and no per-pixel weight (the host's cost of this step: ``sw.ledger.bilinear_work``).
     """
     flow = np.asarray(flow, np.float32)
     if flow.ndim < 3:
         raise ValueError(f"flow must be (..., H, W, C), not shape {flow.shape}")
     if not (isinstance(factor, (int, np.integer)) and factor >= 1):
         raise ValueError(f"factor must be a positive integer, not {factor!r}")
-    out = flow
-    for axis in (-3, -2):
-        n = flow.shape[axis]
-        s = np.clip((np.arange(n * factor) + 0.5) / factor - 0.5, 0, n - 1)
-        i0 = np.floor(s).astype(np.intp)
-        i1 = np.minimum(i0 + 1, n - 1)
-        wgt = (s - i0).astype(np.float32).reshape((-1,) + (1,) * (-axis - 1))
-        out = np.take(out, i0, axis=axis) * (np.float32(1) - wgt) + np.take(out, i1, axis=axis) * wgt
+    factor = int(factor)
+    phases = []
+    for k in range(factor):
+        t = (k + 0.5) / factor - 0.5
+        lo = math.floor(t)                       # -1 or 0: the phase's left neighbour
+        phases.append((lo + 1, np.float32(t - lo)))
+    # Both passes work on planar views (..., C, H, W), so that every inner loop runs along a row
+    # of pixels; the H pass writes the interleaved output (..., H * factor, W * factor, C) in place.
+    height, channels = flow.shape[-3], flow.shape[-1]
+    wide = _upsample_axis(np.moveaxis(flow, -1, -3), -1, phases)
+    out = np.empty(flow.shape[:-3] + (height, factor, wide.shape[-1], channels), np.float32)
+    _upsample_axis(wide, -2, phases, out=np.moveaxis(out, -1, -4))
+    return out.reshape(flow.shape[:-3] + (height * factor, wide.shape[-1], channels))
+
+
+def _upsample_axis(x, axis, phases, out=None):
+    """One axis of :func:`upsample_flow_bilinear` on ``x``: ``phases`` are (offset into
+    the padded axis, float32 weight) per output phase; the result has the phases as a new axis
+    after ``axis`` (written into ``out`` when given, else returned with the two axes merged)."""
+    n = x.shape[axis]
+    ax = x.ndim + axis
+    lead = (slice(None),) * ax
+    padded = np.empty(x.shape[:ax] + (n + 2,) + x.shape[ax + 1:], np.float32)    # C order
+    padded[lead + (slice(1, n + 1),)] = x
+    padded[lead + (slice(0, 1),)] = x[lead + (slice(0, 1),)]
+    padded[lead + (slice(n + 1, n + 2),)] = x[lead + (slice(n - 1, n),)]
+    diff = padded[lead + (slice(1, None),)] - padded[lead + (slice(None, -1),)]
+    merged = out is None
+    if merged:
+        out = np.empty(x.shape[:ax + 1] + (len(phases),) + x.shape[ax + 1:], np.float32)
+    for k, (offset, weight) in enumerate(phases):
+        dst = out[lead + (slice(None), k)]
+        np.multiply(diff[lead + (slice(offset, offset + n),)], weight, out=dst)
+        np.add(dst, padded[lead + (slice(offset, offset + n),)], out=dst)
+    if merged:
+        return out.reshape(x.shape[:ax] + (n * len(phases),) + x.shape[ax + 1:])
     return out
 
 

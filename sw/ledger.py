@@ -73,8 +73,7 @@ class Work:
         counts ``n``; a reduction counts the elements it reads).
     copy_elems : int
         Elements of float arrays copied by a gather: a concatenation along the channel axis,
-        im2col, padding, space_to_depth, nearest upsampling, the ``take`` of the flow's bilinear
-        upsampling (strided copies in short runs).
+        im2col, padding, space_to_depth, nearest upsampling (strided copies in short runs).
     byte_elems : int
         Elements written by numpy operations on 1-byte arrays (uint8, bool), including copies of
         byte buffers.
@@ -282,23 +281,32 @@ def host_layer_work(layer, input_kinds, input_shapes):
 def bilinear_work(shape, factor=4):
     """``models.golden.upsample_flow_bilinear`` of a float32 flow ``shape`` ``(N, H, W, C)``.
 
-    For each axis (H, then W) of ``n`` input pixels, ``m = n * factor`` output pixels: the
-    sample positions and weights (``arange``, ``+ 0.5``, ``/ factor``, ``- 0.5``, ``clip``,
-    ``floor``, ``astype(intp)``, ``+ 1``, ``minimum``, ``s - i0``, ``astype(float32)``,
-    ``1 - w``: 12 passes of ``m`` elements), then two ``take`` gathers of the axis' output and
-    three passes over it (``* (1 - w)``, ``* w``, ``+``).
+    ``asarray`` (no copy) and the ``factor`` phase weights (``np.float32`` scalars); then per
+    axis (W on the planar view ``(N, C, H, W)``, then H), over rows of ``n`` input pixels: the
+    edge padding (``empty``, the input and its two edge pixels written in: ``n + 2`` a row), the
+    differences (one pass of ``n + 1``) and, for every phase, ``*`` and ``+`` into the output
+    (two passes of ``n`` a row); besides, ``moveaxis``, the outputs' ``empty`` and ``reshape``.
+    Inner loops (numpy's iterator, as ``np.nditer`` counts them): the W pass runs one a row in
+    its padding, differences and phases (the phases' destination is strided), and one a plane
+    for each edge column; the H pass one a plane in its padding and differences, and one an
+    input row of each channel in its phases (their destination interleaves the channels).
     """
     n, h, w, c = (int(d) for d in shape)
-    steps = Work(calls=1)                                    # asarray(float32): no copy
-    size = n * h * w * c
-    for axis, pixels in ((-3, h), (-2, w)):
-        m = pixels * factor
-        size *= factor                                       # the output of this axis
-        # the weights, (m, 1, 1) or (m, 1), are broadcast along the axes after this one: each of
-        # the two products runs its inner loop once per index of this axis and the ones before
-        # (H: n * m runs of W * C; W: n * 4H * m runs of C)
-        runs = n * m if axis == -3 else size // c
-        steps += Work(float_elems=12 * m + 3 * size, copy_elems=2 * size, calls=19, elem_loops=2 * runs)
+    f = int(factor)
+
+    def runs(count):
+        return 0 if count <= 1 else count
+
+    planes = n * c
+    steps = Work(calls=1 + f)
+    # W pass: planes * h rows of w pixels
+    rows = planes * h
+    steps += Work(float_elems=rows * (w + 2) + rows * (w + 1) + 2 * f * rows * w,
+                  elem_loops=2 * runs(rows) + 2 * runs(planes) + 2 * f * runs(rows), calls=8 + 2 * f)
+    # H pass: planes of h rows of w * f pixels, written into the interleaved output
+    width = w * f
+    steps += Work(float_elems=planes * (h + 2) * width + planes * (h + 1) * width + 2 * f * planes * h * width,
+                  elem_loops=4 * runs(planes) + 2 * f * runs(planes * h), calls=8 + 2 * f)
     return steps
 
 

@@ -145,10 +145,12 @@ def test_the_ledger_sees_a_tensor_read_back_for_inspection(tiny):
 
 
 def _bilinear_counts(n, h, w, c, f=4):
-    """Hand count of upsample_flow_bilinear: per axis 12 passes over the m = n_axis * f sample
-    positions, 2 gathers and 3 passes over the axis' output."""
-    rows, out = n * h * f * w * c, n * h * f * w * f * c
-    return {"float_elems": 12 * (h * f + w * f) + 3 * (rows + out), "copy_elems": 2 * (rows + out)}
+    """Hand count of upsample_flow_bilinear: per axis the edge padding (the axis' input and its
+    two edge pixels written into a new array), one difference pass (one more than the input
+    pixels) and two passes (*, +) per phase over the axis' output; no gather."""
+    wide, out = n * h * w * f * c, n * h * f * w * f * c
+    return {"float_elems": n * h * (w + 2) * c + n * h * (w + 1) * c + 2 * wide
+            + n * (h + 2) * w * f * c + n * (h + 1) * w * f * c + 2 * out, "copy_elems": 0}
 
 
 def test_exact_counts_of_the_tiny_network(tiny):
@@ -171,7 +173,6 @@ def test_exact_counts_of_the_tiny_network(tiny):
     assert fw.host["flow"]["scale"].float_elems == 2 * 4 * 6 * 2
     up = fw.host["flow"]["upsample"]
     assert {"float_elems": up.float_elems, "copy_elems": up.copy_elems} == _bilinear_counts(1, 4, 6, 2)
-    assert up.copy_elems == 2 * (16 * 6 * 2 + 16 * 24 * 2)
     # device memory: codes are one 16-bit word a pixel-group, raw accumulators 16 bits a lane,
     # padded to a whole 32-bit bus word (2 lanes)
     assert fw.writes == {"conv1": 8 * 12 * 2, "upsample_flow3": 4 * 6 * 2}
@@ -201,7 +202,6 @@ def test_exact_counts_of_the_quantized_network(quantized):
     assert fw.host["flow"]["scale"].float_elems == 2 * 24 * 32 * 2
     up = fw.host["flow"]["upsample"]
     assert {"float_elems": up.float_elems, "copy_elems": up.copy_elems} == _bilinear_counts(1, 24, 32, 2)
-    assert up.copy_elems == 2 * (96 * 32 * 2 + 96 * 128 * 2)
     assert set(fw.host) == {"flow"} and total(fw.host["flow"]).macs == 0
     seg, = fw.segments
     assert seg.layers == [layer.name for layer in model.layers]
@@ -216,6 +216,8 @@ class _Counted(np.ndarray):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         plain = [np.asarray(x) if isinstance(x, _Counted) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(np.asarray(x) if isinstance(x, _Counted) else x for x in kwargs["out"])
         out = getattr(ufunc, method)(*plain, **kwargs)
         counted = plain[0] if method == "reduce" else out
         _tally(counted, "float_elems" if np.asarray(counted).dtype.itemsize >= 4 else "byte_elems")
@@ -259,8 +261,9 @@ def _tally(array, kind):
 
 
 class _CountingNumpy:
-    """numpy, as models.golden sees it in the flow test: ``asarray`` counts a copy, ``take`` a
-    gather, ``arange`` its elements; every array it returns counts what is done with it."""
+    """numpy, as models.golden sees it in the flow test: ``asarray`` counts a copy, ``take`` and
+    ``concatenate`` a gather, ``arange`` its elements; every array it returns counts what is done
+    with it."""
 
     def __getattr__(self, name):
         return getattr(np, name)
@@ -277,6 +280,16 @@ class _CountingNumpy:
         out = np.take(np.asarray(a), *(np.asarray(x) if isinstance(x, _Counted) else x for x in args), **kwargs)
         _tally(out, "copy_elems")
         return out.view(_Counted)
+
+    @staticmethod
+    def concatenate(arrays, *args, **kwargs):
+        out = np.concatenate([np.asarray(a) for a in arrays], *args, **kwargs)
+        _tally(out, "copy_elems")
+        return out.view(_Counted)
+
+    @staticmethod
+    def empty(*args, **kwargs):
+        return np.empty(*args, **kwargs).view(_Counted)
 
     @staticmethod
     def arange(*args, **kwargs):
@@ -326,11 +339,14 @@ def test_the_flow_counts_are_the_numpy_code_s(which, request, monkeypatch):
     monkeypatch.undo()
     assert np.array_equal(np.asarray(flow), expected) and flow.shape == (1, model.cfg.height, model.cfg.width, 2)
     modelled = total(flow_work(pf2, shape))
-    assert _TALLY == {"float_elems": modelled.float_elems, "copy_elems": modelled.copy_elems,
-                      "elem_loops": modelled.elem_loops}
-    assert modelled.elem_loops >= 2 * model.cfg.height * model.cfg.width   # the W pass' products: a loop of C = 2
+    assert {"copy_elems": 0, **_TALLY} == {"float_elems": modelled.float_elems, "copy_elems": modelled.copy_elems,
+                                           "elem_loops": modelled.elem_loops}
     up = bilinear_work((1, pf2.height, pf2.width, 2))
-    assert up.copy_elems == 2 * (model.cfg.height * pf2.width * 2 + model.cfg.height * model.cfg.width * 2)
+    # every inner loop runs along a row of pixels, none along a pixel's channels: per channel at
+    # most one an input row in each of the W pass' 2 + 2 * 4 passes and the H pass' 2 * 4, and
+    # one a plane in each of the 6 others
+    assert up.elem_loops <= 2 * (18 * pf2.height + 6)
+    assert up.copy_elems == 0
 
 
 def test_poll_schedule():
