@@ -8,6 +8,7 @@ nothing.
 """
 
 import argparse
+import ast
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -25,7 +26,8 @@ from .pe_array import PEArray
 from .popcount import Popcount
 from .threshold import ThresholdUnit
 
-__all__ = ["COMPONENTS", "build_component", "to_verilog", "write_if_changed", "export", "source_hash", "main"]
+__all__ = ["COMPONENTS", "build_component", "to_verilog", "write_if_changed", "export", "gateware_sources", "source_hash",
+           "DRIVERS", "main"]
 
 #: Component names (also the Verilog module and file names), in export order.
 COMPONENTS = ("popcount", "pe", "pe_array", "threshold", "accelerator")
@@ -58,21 +60,104 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SOURCE_HASH = None
 
 
+#: Files of ``hw/`` that drive simulations and reports, not the gateware: in no design's Verilog,
+#: so neither they nor what they import are in :func:`source_hash`.
+DRIVERS = ("hw/bench.py",)
+
+
+def _parse(path):
+    with open(path, "rb") as f:
+        return ast.parse(f.read(), filename=path)
+
+
+def _imports(path, package):
+    """Project modules a file imports (anywhere in it, lazy imports included), as dotted names;
+    ``from pkg import name`` gives ``pkg.name`` (a module or a name the package re-exports)."""
+    tree = _parse(path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _module_file(name):
+    """(path, package) of a project module, or None (a re-exported name, another package)."""
+    parts = name.split(".")
+    if not os.path.isfile(os.path.join(_ROOT, parts[0], "__init__.py")):
+        return None
+    path = os.path.join(_ROOT, *parts)
+    if os.path.isfile(path + ".py"):
+        return path + ".py", ".".join(parts[:-1])
+    if os.path.isfile(os.path.join(path, "__init__.py")):
+        return os.path.join(path, "__init__.py"), name
+    return None
+
+
+def _reexports(init, package):
+    """{name: module} of what a package's ``__init__`` imports from its own modules."""
+    tree = _parse(init)
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            for alias in node.names:
+                out[alias.asname or alias.name] = f"{package}.{node.module}"
+    return out
+
+
+def gateware_sources():
+    """The project's Python files a design's Verilog and syntheses can depend on, sorted: every
+    file of ``hw/`` but its :data:`DRIVERS`, and every project module they import, directly or
+    through each other. A package's ``__init__`` is not followed as a whole (``models`` re-exports
+    the golden model, which no gateware uses): a name imported from a package counts as the module
+    the ``__init__`` takes it from."""
+    roots = []
+    for dirpath, dirnames, filenames in os.walk(os.path.join(_ROOT, "hw")):
+        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+        for f in filenames:
+            path = os.path.join(dirpath, f)
+            rel = os.path.relpath(path, _ROOT).replace(os.sep, "/")
+            if f.endswith(".py") and rel not in DRIVERS:
+                package = ".".join(rel[:-3].split("/")[:-1]) if f != "__init__.py" else ".".join(rel.split("/")[:-1])
+                roots.append((path, package))
+    seen = {path for path, _ in roots}
+    todo = list(roots)
+    while todo:
+        path, package = todo.pop()
+        for name in _imports(path, package):
+            found = _module_file(name)
+            if found is None and "." in name:             # a re-exported name: its defining module
+                pkg, _, attr = name.rpartition(".")
+                init = _module_file(pkg)
+                if init and init[0].endswith("__init__.py"):
+                    target = _reexports(init[0], pkg).get(attr)
+                    found = _module_file(target) if target else None
+            if found is None or found[0] in seen:
+                continue
+            seen.add(found[0])
+            if not found[0].endswith("__init__.py") or found[0].startswith(os.path.join(_ROOT, "hw")):
+                todo.append(found)
+    return sorted(seen)
+
+
 def source_hash():
-    """sha256 over every Python file of ``hw/`` and ``models/`` and the Amaranth version: what a
+    """sha256 over the Amaranth version and :func:`gateware_sources` (names and contents): what a
     design's Verilog (and so its simulators and syntheses) can depend on besides its
     configuration. Caches of generated Verilog, simulator builds and syntheses key on it."""
     global _SOURCE_HASH
     if _SOURCE_HASH is None:
         h = hashlib.sha256(importlib.metadata.version("amaranth").encode())
-        for package in ("hw", "models"):
-            paths = []
-            for dirpath, dirnames, filenames in os.walk(os.path.join(_ROOT, package)):
-                dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-                paths += [os.path.join(dirpath, f) for f in filenames if f.endswith(".py")]
-            for path in sorted(paths):
-                with open(path, "rb") as f:
-                    h.update(os.path.relpath(path, _ROOT).encode() + b"\0" + f.read() + b"\0")
+        for path in gateware_sources():
+            with open(path, "rb") as f:
+                h.update(os.path.relpath(path, _ROOT).replace(os.sep, "/").encode() + b"\0" + f.read() + b"\0")
         _SOURCE_HASH = h.hexdigest()
     return _SOURCE_HASH
 

@@ -198,8 +198,8 @@ def _config_id(config):
 # Source hash and generated Verilog
 
 def source_hash():
-    """:func:`hw.export.source_hash`: every ``hw/`` and ``models/`` Python file and the Amaranth
-    version."""
+    """:func:`hw.export.source_hash`: the gateware's Python files (``hw/`` and the project modules
+    it imports) and the Amaranth version."""
     from hw.export import source_hash as hw_source_hash
     return hw_source_hash()
 

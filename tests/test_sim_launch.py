@@ -4,11 +4,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from sim import launch, runner
 from sim.launch import config_params, simulator_params
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _ids(params):
@@ -76,19 +79,51 @@ def test_other_designs_need_a_tag():
         runner.run_component("pe", "test_p4_s8", "icarus", design=object())
 
 
-def test_source_hash_covers_hw_and_models(tmp_path, monkeypatch):
+def _tree(root, files):
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_source_hash_covers_what_the_gateware_imports(tmp_path, monkeypatch):
     from hw import export
     digest = launch.source_hash()
     assert digest == launch.source_hash() and len(digest) == 64
-    for package in ("hw", "models"):
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "a.py").write_text("x = 1\n")
+    _tree(tmp_path, {
+        "hw/__init__.py": "",
+        "hw/a.py": "from models.b import x\nfrom models import c_name\nfrom .sub import s\n",
+        "hw/sub/__init__.py": "from ..a import x\n",
+        "hw/sub/s.py": "def f():\n    from models import g\n",
+        "hw/bench.py": "import models.d\n",                      # a driver: not followed
+        "models/__init__.py": "from .c import c_name\nfrom .e import e_name\n",
+        "models/b.py": "x = 1\n", "models/c.py": "from .f import y\nc_name = 1\n",
+        "models/d.py": "", "models/e.py": "e_name = 1\n", "models/f.py": "y = 1\n", "models/g.py": "",
+    })
     monkeypatch.setattr(export, "_ROOT", str(tmp_path))
     monkeypatch.setattr(export, "_SOURCE_HASH", None)
+    got = {str(Path(p).relative_to(tmp_path)) for p in export.gateware_sources()}
+    assert got == {"hw/__init__.py", "hw/a.py", "hw/sub/__init__.py", "hw/sub/s.py", "models/__init__.py",
+                   "models/b.py", "models/c.py", "models/f.py", "models/g.py"}
     first = launch.source_hash()
-    monkeypatch.setattr(export, "_SOURCE_HASH", None)
-    (tmp_path / "hw" / "a.py").write_text("x = 2\n")
-    assert launch.source_hash() != first
+
+    def rehash(rel, text):
+        (tmp_path / rel).write_text(text)
+        monkeypatch.setattr(export, "_SOURCE_HASH", None)
+        return launch.source_hash()
+
+    assert rehash("models/e.py", "e_name = 2\n") == first        # re-exported, not imported by hw
+    assert rehash("hw/bench.py", "import models.d\nz = 1\n") == first
+    assert rehash("models/f.py", "y = 2\n") != first             # imported through models/c.py
+    second = launch.source_hash()
+    assert rehash("hw/sub/s.py", "def f():\n    from models import g  # edited\n") != second
+
+
+def test_the_golden_model_is_not_a_gateware_source():
+    from hw.export import gateware_sources
+    rels = {os.path.relpath(p, ROOT).replace(os.sep, "/") for p in gateware_sources()}
+    assert {"hw/pe.py", "hw/engine/engine.py", "models/engine.py", "models/regmap.py", "models/formats.py"} <= rels
+    assert not rels & {"models/golden.py", "models/generate.py", "hw/bench.py", "sw/runtime.py"}
 
 
 def test_cached_verilog_generates_once(tmp_path, monkeypatch):
