@@ -11,9 +11,10 @@ slow for a sweep. The model composes what synthesizes in seconds, and what needs
     :class:`hw.threshold.ThresholdUnit`, linear in its channels: synthesized likewise at
     :data:`ARRAY_PE_COUNTS` channels.
 ``block RAM``
-    exact, without synthesis: the memories of the elaborated accelerator (depth, width, write
-    lanes) mapped to M10K blocks as the synthesis flow's ``memory_libmap`` rule does
-    (:func:`m10k_blocks`; each lane takes the M10K shape with the fewest blocks).
+    without synthesis: the memories of the elaborated accelerator (depth, width, write lanes)
+    mapped to M10K blocks as the synthesis flow does (:func:`block_ram`: its ``memory_libmap``
+    rule, each lane in the M10K shape with the fewest blocks, and Yosys's own rule for the
+    small memories).
 ``engine and registers``
     the rest (control, address generators, buffer multiplexers, writer, register file): the
     whole accelerator's synthesis minus the parts above, fitted by least squares on the
@@ -40,7 +41,8 @@ from models.board import DEVICE
 from models.hwconfig import HardwareConfig
 
 __all__ = ["ARRAY_PE_COUNTS", "LUT_CLASSES", "REST_FEATURES", "MODEL_PATH", "SYNTH_DIR", "M10K_SHAPES",
-           "synth_cached", "component_keys", "m10k_blocks", "memories", "ResourceModel", "fit"]
+           "RULES_VERSION", "YOSYS_M10K_MIN_EFFICIENCY", "synth_cached", "component_keys", "m10k_blocks",
+           "yosys_m10k_blocks", "memories", "block_ram", "ResourceModel", "fit"]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL_PATH = os.path.join(ROOT, "dse", "resource_model.json")
@@ -50,6 +52,9 @@ ARRAY_PE_COUNTS = (8, 16)
 #: The LUT classes of :func:`hw.synth.summarize` and the flip-flops: what the model predicts.
 LUT_CLASSES = ("6", "5", "4", "3", "2", "1", "arith")
 QUANTITIES = LUT_CLASSES + ("ffs",)
+#: Version of the model's composition rules (part of every sweep point's cache key): bumped
+#: when a rule that is not fitted (block RAM, the components' scaling) changes.
+RULES_VERSION = 2
 #: Features of the engine-and-registers part (besides a constant).
 REST_FEATURES = ("bus_bits", "pe_count", "weight_word_bits")
 #: M10K shapes (words x bits) the synthesis flow maps to (hw.synth.M10K_LIBRARY).
@@ -138,11 +143,32 @@ def memories(cfg):
     return found
 
 
+#: Yosys's own M10K rule (``intel_alm/common/bram_m10k.txt``, ``min efficiency 5``): a memory the
+#: synthesis flow leaves to it takes M10K blocks when it fills at least this share of them.
+YOSYS_M10K_MIN_EFFICIENCY = 0.05
+
+
+def yosys_m10k_blocks(depth, width):
+    """M10K blocks Yosys's own rule gives a memory with one write enable (in the shape with the
+    fewest blocks), 0 when it would fill less than :data:`YOSYS_M10K_MIN_EFFICIENCY` of them
+    (MLAB or flip-flops then)."""
+    blocks, d, w = min((math.ceil(width / w) * math.ceil(depth / d), d, w) for d, w in M10K_SHAPES)
+    return blocks if depth * width >= YOSYS_M10K_MIN_EFFICIENCY * blocks * d * w else 0
+
+
 def block_ram(cfg):
-    """M10K blocks of the accelerator (memories of at least ``M10K_MIN_WORDS`` words)."""
+    """M10K blocks of the accelerator as the synthesis flow maps its memories: those of at least
+    ``M10K_MIN_WORDS`` words one slice per write lane (:func:`m10k_blocks`), smaller ones written
+    whole by Yosys's own rule (:func:`yosys_m10k_blocks`: the writer's 31 x 145 FIFO takes 4);
+    smaller ones written in lanes are flip-flops."""
     from hw.synth import M10K_MIN_WORDS
-    return sum(m10k_blocks(depth, grain, width // grain) for _, depth, width, grain in memories(cfg)
-               if depth >= M10K_MIN_WORDS)
+    total = 0
+    for _, depth, width, grain in memories(cfg):
+        if depth >= M10K_MIN_WORDS:
+            total += m10k_blocks(depth, grain, width // grain)
+        elif grain == width:
+            total += yosys_m10k_blocks(depth, width)
+    return total
 
 
 def _features(cfg):

@@ -49,8 +49,9 @@ def _init(sweep_path, base):
 
 
 def _point_key(cfg, sweep, model):
+    from .resources import RULES_VERSION
     text = json.dumps([cfg.to_dict(), sweep.networks, sweep.latency, model.data.get("source_hash"),
-                       model.data["rest"]], sort_keys=True)
+                       model.data["rest"], RULES_VERSION], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -114,6 +115,9 @@ def run_sweep(sweep, *, out, jobs=None, budget_s=None, log=print, progress=True)
     from .resources import ResourceModel, _key, component_keys
 
     model = ResourceModel.load()
+    stale = model_staleness(model)
+    if stale:
+        log(f"warning: {stale}")
     jobs = jobs or os.cpu_count() or 1
     start = time.perf_counter()
     cache = os.path.join(out, "cache")
@@ -265,7 +269,9 @@ def write_outputs(records, sweep, out, *, complete=True, log=print):
             "device": DEVICE, "budgets_alms": sweep.budgets,
             "resource_model": {"file": os.path.relpath(_model_path(), os.getcwd()),
                                "held_out_error_pct": model.data.get("held_out_error_pct"),
-                               "held_out": model.data.get("held_out"), "features": model.data.get("features")},
+                               "held_out": model.data.get("held_out"), "features": model.data.get("features"),
+                               "source_hash": model.data.get("source_hash"),
+                               "fitted_on_these_sources": not model_staleness(model)},
             "best_per_budget": {str(b): (r["name"] if r else None) for b, r in best.items()},
             "pareto": [r["name"] for r in pareto_front(records, nets[0])],
             "refused": [{"point": o, "reason": why} for o, why in sweep.refused],
@@ -289,6 +295,18 @@ def write_outputs(records, sweep, out, *, complete=True, log=print):
             f"{q} {v['mean_abs']:.1f} / {v['max_abs']:.1f}" for q, v in err.items()))
     log(f"-> {os.path.join(out, 'points.csv')}, points.json, pareto.png")
     return best
+
+
+def model_staleness(model):
+    """None when the resource model was fitted on the gateware as it is now, else a one-line
+    reason (its engine-and-registers part and the held-out errors are then of other sources)."""
+    from hw.export import source_hash
+    fitted, now = model.data.get("source_hash"), source_hash()
+    if fitted == now:
+        return None
+    return (f"{os.path.relpath(_model_path(), os.getcwd())} was fitted on other gateware sources "
+            f"(hash {str(fitted)[:12]}, now {now[:12]}): its engine part and held-out errors may be off; "
+            f"`make dse-model` refits it (about an hour)")
 
 
 def _model_path():

@@ -21,11 +21,19 @@ def test_m10k_rule():
     assert resources.m10k_blocks(8192, 1) == 1
 
 
+def test_yosys_own_m10k_rule_for_small_memories():
+    # the writer's 31 x 145 FIFO: 4 blocks of 256 x 40, 11 % full (>= 5 %): M10K
+    assert resources.yosys_m10k_blocks(31, 145) == 4
+    # 16 x 8: one 256 x 40 block 1.25 % full: left to MLAB or flip-flops
+    assert resources.yosys_m10k_blocks(16, 8) == 0
+    assert resources.yosys_m10k_blocks(256, 40) == 1
+
+
 def test_block_ram_of_the_default_accelerator_counts_its_memories():
     """The M10K blocks of the default 64 x 64 accelerator's memories (act buffer 8192 x 128: 104
-    blocks, 32 weight memories of 512 x 128: 7 each); `make bitstream` reported 332 for the whole
-    board top of this configuration."""
-    assert resources.block_ram(load_hw_config()) == 328
+    blocks, 32 weight memories of 512 x 128: 7 each, the writer's 31 x 145 FIFO: 4); its whole
+    synthesis and `make bitstream` (the board top) report 332."""
+    assert resources.block_ram(load_hw_config()) == 332
 
 
 def test_default_sweep_loads():
