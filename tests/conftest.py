@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 
 #: Co-simulation modules by decreasing cost of what they build: under pytest-xdist the longest
 #: build (the default accelerator) starts first, the small ones fill the other workers.
-_SIM_ORDER = ("test_sim_network", "test_sim_rtl_backend", "test_sim_accelerator", "test_sim_de10nano",
+_SIM_ORDER = ("test_sim_network", "test_sim_rtl_backend", "test_sim_accelerator", "test_sim_small_network",
+              "test_sim_de10nano",
               "test_sim_pe_array", "test_sim_pe", "test_sim_threshold", "test_sim_popcount")
 
 

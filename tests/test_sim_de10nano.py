@@ -36,10 +36,10 @@ def _top_verilog(cfg):
 def run_board(sim):
     cfg = BOARD_TEST_CONFIG
     top = cached_verilog(PROJECT_NAME, ["de10nano", cfg.to_dict()], make_text=lambda: _top_verilog(cfg))
-    # A smoke test runs a few thousand cycles: an unoptimized C++ build compiles much faster.
+    # A smoke test of a few thousand cycles: the launcher's quick build (sim.launch.QUICK_OPT).
     # The testbench reaches into the HPS model (dut.hps): every signal stays visible.
     build_dir = build(f"de10nano-{cfg.name}", sim, toplevel=PROJECT_NAME, sources={f"{PROJECT_NAME}.v": top},
-                      hdl=MODELS, build_args=["-CFLAGS", "-O0"] if sim == "verilator" else [], public=True)
+                      hdl=MODELS, public=True)
     return run(build_dir, sim, toplevel=PROJECT_NAME, module="sim.tb_de10nano", label=f"de10nano-{cfg.name}-{sim}",
                what=f"sim.tb_de10nano on {cfg.name}")
 
