@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 from models.quant import ACT_BITS, ACT_LEVELS
 
 from ._params import check_int
+from .arith import kept
 from .popcount import stage_cuts, tree_levels
 
 __all__ = ["LaneSum", "pair_sum"]
@@ -138,7 +139,8 @@ class LaneSum(wiring.Component):
             pairs = []
             for i in range(0, len(nodes) - 1, 2):
                 (x, tx), (y, ty) = nodes[i], nodes[i + 1]
-                pairs.append(((x + y)[:(tx + ty).bit_length()], tx + ty))
+                # each addition its own carry chain (hw.arith.kept): not one multi-operand sum
+                pairs.append((kept(m, (x + y)[:(tx + ty).bit_length()], f"node_l{level + 1}_{i // 2}"), tx + ty))
             if len(nodes) % 2:
                 pairs.append(nodes[-1])
             nodes = pairs

@@ -8,6 +8,7 @@ from models.quant import ACT_BITS, ACT_LEVELS
 from models.thresholds import signed_bits
 
 from ._params import check_int
+from .arith import kept
 from .lane_sum import LaneSum
 from .popcount import tree_levels
 
@@ -187,7 +188,7 @@ class PE(wiring.Component):
         ]
 
         if self._subtract_ones:
-            contribution = (pos.o_stream.payload.sum << 1) - ones.o_stream.payload.sum
+            contribution = kept(m, (pos.o_stream.payload.sum << 1) - ones.o_stream.payload.sum, "contribution")
         else:
             contribution = pos.o_stream.payload.sum
 

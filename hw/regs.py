@@ -137,7 +137,14 @@ class RegisterFile(wiring.Component):
         for name, value in (("code", self.error_code), ("index", self.error_index), ("layer_id", self.error_layer)):
             f = err.field(name)
             m.d.comb += error_word[f.lsb:f.lsb + f.width].eq(value)
+        # A read registers the addressed value in one of two halves (the layer counters, the
+        # rest) and readdata chooses between them: the address's decode and the wide selection
+        # end at registers, and one LUT level follows them (still a read latency of 1).
+        other_q = Signal(32)
+        layer_q = Signal(32)
+        is_layer_q = Signal()
         with m.If(bus.read):
+            m.d.sync += [other_q.eq(0), layer_q.eq(0), is_layer_q.eq(0)]
             with m.Switch(bus.address):
                 values = {
                     "ID": ID_MAGIC, "VERSION": VERSION, "CONFIG": self._config, "STATUS": status,
@@ -147,10 +154,9 @@ class RegisterFile(wiring.Component):
                 }
                 for name, value in values.items():
                     with m.Case(word(name)):
-                        m.d.sync += bus.readdata.eq(value)
+                        m.d.sync += other_q.eq(value)
                 for i in range(MAX_LAYER_COUNTERS):
                     with m.Case(word(f"LAYER_CYCLES{i}")):
-                        m.d.sync += bus.readdata.eq(layer_cyc[i])
-                with m.Default():
-                    m.d.sync += bus.readdata.eq(0)
+                        m.d.sync += [layer_q.eq(layer_cyc[i]), is_layer_q.eq(1)]
+        m.d.comb += bus.readdata.eq(Mux(is_layer_q, layer_q, other_q))
         return m

@@ -9,6 +9,7 @@ from models.quant import ACT_BITS, ACT_LEVELS
 from models.thresholds import DIR_DECREASING, DIR_INCREASING, signed_bits
 
 from ._params import check_int
+from .arith import ge, le
 from .records import record_layout as _record_layout
 
 __all__ = ["ThresholdUnit", "record_layout"]
@@ -137,9 +138,9 @@ class ThresholdUnit(wiring.Component):
             code = Signal(ACT_BITS, name=f"code{c}")
             with m.Switch(rec.direction):
                 with m.Case(DIR_INCREASING):
-                    m.d.comb += code.eq(sum(acc >= t for t in ts))
+                    m.d.comb += code.eq(sum(ge(acc, t) for t in ts))
                 with m.Case(DIR_DECREASING):
-                    m.d.comb += code.eq(sum(acc <= t for t in ts))
+                    m.d.comb += code.eq(sum(le(acc, t) for t in ts))
                 with m.Default():
                     m.d.comb += code.eq(rec.constant)
             with m.If(advance & self.i_stream.valid):

@@ -16,9 +16,9 @@ Builds
     Verilator and the compiler flags: they are compiled once and shared by every build
     (:mod:`sim.objcache`).
 Generated Verilog
-    :func:`cached_verilog` keeps the Amaranth output per design and *source hash* (every
-    ``hw/`` and ``models/`` Python file, the Amaranth version) in ``build/sim/verilog/``: when
-    nothing changed, a design is not even elaborated again.
+    :func:`cached_verilog` keeps the Amaranth output per design and *source hash* (the
+    gateware's Python sources, :func:`hw.export.gateware_sources`, and the Amaranth version) in
+    ``build/sim/verilog/``: when nothing changed, a design is not even elaborated again.
 Runs
     ``build/sim/runs/<label>/``: the log, the mismatch report and the memory images of one
     run, locked while it runs (a second run of the same label takes ``<label>.2``).

@@ -123,6 +123,7 @@ class DescriptorDecoder(wiring.Component):
         ws_stored = Signal(13)
         cin = Signal(16)
         gs = Signal(12)
+        gin2 = Signal(12)                 # conv-input groups: ceil(cin / S), from the fields
         raw_bits = Signal(range(1 << 13 << log_acc))
         with m.If(stage2):
             m.d.sync += [
@@ -136,24 +137,23 @@ class DescriptorDecoder(wiring.Component):
                 d.wo.eq(Mux(is_s2d, f.src_width >> 1, Mux(is_up, f.src_width << 1, f.src_width))),
                 cin.eq(Mux(is_s2d, f.src_channels << 2, f.src_channels)),
                 gs.eq((f.src_channels + S - 1) >> log_s),
+                gin2.eq(Mux(is_s2d, ((f.src_channels << 2) + S - 1) >> log_s, (f.src_channels + S - 1) >> log_s)),
                 d.n_tiles.eq((f.out_channels + P - 1) >> log_p),
                 d.gout.eq((f.out_channels + S - 1) >> log_s),
                 raw_bits.eq((f.out_channels << log_acc) + p.bus_bits - 1),
             ]
 
         # Stage 3: the sizes that follow from those.
-        gin = Signal(12)
-        m.d.comb += gin.eq((cin + S - 1) >> log_s)
         wm1 = Signal(13)
         m.d.comb += wm1.eq(ws_stored - 1)
         with m.If(stage3):
             m.d.sync += [
                 d.ws.eq(ws_stored),
                 d.cin.eq(cin),
-                d.gin.eq(gin),
-                d.gs.eq(Mux(d.frames, gin, gs)),
+                d.gin.eq(gin2),
+                d.gs.eq(Mux(d.frames, gin2, gs)),
                 d.cb.eq(bit_length(m, wm1)),
-                d.wwt.eq(Mux(d.pad, (gin << 3) + gin, gin)),
+                d.wwt.eq(Mux(d.pad, (gin2 << 3) + gin2, gin2)),
                 d.raw_beats.eq(raw_bits >> log_bus),
             ]
         return m

@@ -28,6 +28,7 @@ from models.cycles import DECODE_CYCLES
 from models.engine import DESCRIPTOR, ERR_ADDRESS, ERR_ALIGN, ERR_NONE, EngineParams
 
 from .._params import check_int
+from ..arith import gt, kept, lt
 from ..avalon import ReadMasterSignature, WriteMasterSignature
 from ..pe_array import PEArray
 from ..threshold import ThresholdUnit
@@ -130,6 +131,7 @@ class ConvEngine(wiring.Component):
         m = Module()
         p = self.params
         P, S = p.pe_count, p.simd_lanes
+        lane_bits = (P - 1).bit_length()          # bits of a channel index within a tile
         bus = p.bus_bits
         bus_bytes = p.bus_bytes
         log_bus_bytes = bus_bytes.bit_length() - 1
@@ -207,6 +209,7 @@ class ConvEngine(wiring.Component):
         w_next = Signal(32)                       # the next tile's weights
         n_tiles_m1 = Signal(12)
         last_tile = Signal()
+        first_tile = Signal()                     # tile == 0 (a register: no compare on the FSM's paths)
         # The next descriptor's address checks and the end of the list, registered whenever
         # list_base and index change (no compare on the FSM's paths).
         desc_misaligned = Signal()
@@ -214,8 +217,8 @@ class ConvEngine(wiring.Component):
         list_end = Signal()
         list_carry = Signal()                    # list_base + 32 passes 2**32
         list_wrapped = Signal()
-        list_base_end = Signal(34)
-        m.d.comb += [list_carry.eq((list_base + DESCRIPTOR.nbytes) >> 32), list_base_end.eq(list_base + DESCRIPTOR.nbytes)]
+        list_base_end = Signal(34)               # list_base + the descriptor's bytes (a register)
+        m.d.comb += list_carry.eq(list_base_end[32:] != 0)
         m.d.comb += [
             validator.window_base.eq(win_base),
             validator.window_limit.eq(win_limit),
@@ -259,15 +262,15 @@ class ConvEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    first_end = Signal(34)
-                    m.d.comb += first_end.eq(self.desc_addr + DESCRIPTOR.nbytes)
+                    first_end = kept(m, self.desc_addr + DESCRIPTOR.nbytes, "first_end")
+                    limit = kept(m, self.window_base + self.window_size, "limit")
                     m.d.sync += [
                         desc_misaligned.eq(self.desc_addr[:log_bus_bytes] != 0),
-                        desc_outside.eq((self.desc_addr < self.window_base)
-                                        | (first_end > self.window_base + self.window_size)),
+                        desc_outside.eq(lt(self.desc_addr, self.window_base) | gt(first_end, limit)),
                         self.busy.eq(1), index.eq(0), count.eq(self.desc_count), list_base.eq(self.desc_addr),
+                        list_base_end.eq(first_end),
                         list_end.eq(self.desc_count == 0), list_wrapped.eq(0),
-                        win_base.eq(self.window_base), win_limit.eq(self.window_base + self.window_size),
+                        win_base.eq(self.window_base), win_limit.eq(limit),
                         self.error_code.eq(ERR_NONE), self.error_index.eq(0), self.error_layer.eq(0),
                         layer_cyc.eq(0),
                     ]
@@ -301,7 +304,7 @@ class ConvEngine(wiring.Component):
                         fail(validator.error, f.layer_id)
                     with m.Else():
                         m.d.sync += [
-                            tile.eq(0), w_addr.eq(f.weights_addr), n_tiles_m1.eq(d.n_tiles - 1),
+                            tile.eq(0), first_tile.eq(1), w_addr.eq(f.weights_addr), n_tiles_m1.eq(d.n_tiles - 1),
                             t_addr.eq(f.thresholds_addr), tile_dst.eq(f.dst_addr), raw_left.eq(d.raw_beats),
                             ch_left.eq(f.out_channels), wt_words.eq(d.wwt << (ww_beats.bit_length() - 1)),
                         ]
@@ -313,11 +316,12 @@ class ConvEngine(wiring.Component):
             with m.State("TILE"):
                 m.d.sync += [
                     raw_now.eq(Mux(raw_left > tile_beats, tile_beats, raw_left)),
-                    lane_mask.eq(Cat(ch_left > c for c in range(P))),
+                    # ch_left > c as (a bit above c's set) | (the bits of c's width > c): no wide compare
+                    lane_mask.eq(Cat((ch_left[lane_bits:] != 0) | (ch_left[:lane_bits] > c) for c in range(P))),
                     last_tile.eq(tile == n_tiles_m1),
                     w_next.eq(w_addr + (wt_words << log_bus_bytes)),
                 ]
-                with m.If(tile == 0):
+                with m.If(first_tile):
                     # the first tile's weights; the others are prefetched while the previous tile runs
                     read(TARGET_WEIGHTS, w_addr, wt_words, bank=0)
                     m.next = "WEIGHTS"
@@ -345,7 +349,7 @@ class ConvEngine(wiring.Component):
             with m.State("COMPUTE"):
                 with m.If(~seq.busy & writer.idle & loader.done):
                     m.d.sync += [
-                        tile.eq(tile + 1),
+                        tile.eq(tile + 1), first_tile.eq(0),
                         w_addr.eq(w_next),
                         t_addr.eq(t_addr + P * rec_bits // 8),
                         raw_left.eq(raw_left - raw_now),
@@ -365,12 +369,13 @@ class ConvEngine(wiring.Component):
                         m.next = "TILE"
             with m.State("LAYER_END"):
                 m.d.sync += [self.layer_done.eq(1), index.eq(index + 1), done_index.eq(index),
-                             list_base.eq(list_base + DESCRIPTOR.nbytes), list_wrapped.eq(list_carry)]
+                             list_base.eq(list_base_end[:32]), list_base_end.eq(list_base_end[:32] + DESCRIPTOR.nbytes),
+                             list_wrapped.eq(list_carry)]
                 m.next = "LAYER_GAP"
             with m.State("LAYER_GAP"):
                 # the next descriptor's checks, from the registers LAYER_END updated
                 m.d.sync += [layer_cyc.eq(0), list_end.eq(index == count),
                              desc_misaligned.eq(list_base[:log_bus_bytes] != 0),
-                             desc_outside.eq(list_wrapped | (list_base < win_base) | (list_base_end > win_limit))]
+                             desc_outside.eq(list_wrapped | lt(list_base, win_base) | gt(list_base_end, win_limit))]
                 m.next = "NEXT"
         return m

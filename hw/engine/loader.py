@@ -11,6 +11,7 @@ from models.engine import DESCRIPTOR, FRAME_SIMD_LANES, EngineParams
 from models.formats import FRAME_CODE_CHANNELS, FRAME_COLORS, FRAME_PIXEL_BYTES
 from models.quant import ACT_LEVELS, INPUT_BITS, INPUT_CODES
 
+from ..arith import gt
 from ..avalon import ReadMasterSignature
 
 __all__ = ["Loader", "TARGET_DESC", "TARGET_ACT", "TARGET_WEIGHTS", "TARGET_THRESHOLDS", "command_layout",
@@ -138,18 +139,27 @@ class Loader(wiring.Component):
         frame_pixels = bus // (8 * FRAME_PIXEL_BYTES)        # frame-pair pixels a bus word
 
         # -- requests ----------------------------------------------------------------------------
+        # The words left to request, with its comparisons against one, two and three bursts kept
+        # as registers: a request takes min(rq_left, max_burst) words, and an accepted one moves
+        # each flag to the next, so neither a compare nor a subtraction of the burst follows the
+        # bus's waitrequest.
         rq_addr = Signal(32)
         rq_left = Signal(28)
+        rq_any = Signal()                  # rq_left != 0
+        rq_gt1 = Signal()                  # rq_left > max_burst
+        rq_gt2 = Signal()                  # rq_left > 2 * max_burst
         rq_burst = Signal(maxb.bit_length())
         m.d.comb += [
-            rq_burst.eq(Mux(rq_left > maxb, maxb, rq_left)),
+            rq_burst.eq(Mux(rq_gt1, maxb, rq_left)),
             self.rd.address.eq(rq_addr),
             self.rd.burstcount.eq(rq_burst),
-            self.rd.read.eq(rq_left != 0),
+            self.rd.read.eq(rq_any),
         ]
         accepted = self.rd.read & ~self.rd.waitrequest
         with m.If(accepted):
-            m.d.sync += [rq_addr.eq(rq_addr + (rq_burst << log_bus_bytes)), rq_left.eq(rq_left - rq_burst)]
+            m.d.sync += [rq_addr.eq(rq_addr + (rq_burst << log_bus_bytes)),
+                         rq_left.eq(Mux(rq_gt1, rq_left - maxb, 0)),
+                         rq_any.eq(rq_gt1), rq_gt1.eq(rq_gt2), rq_gt2.eq(gt(rq_left, 3 * maxb))]
 
         # -- the routing of received words --------------------------------------------------------
         target = Signal(2)
@@ -173,19 +183,21 @@ class Loader(wiring.Component):
         wt_word = Signal(range(2 * p.weight_buffer_words))
         chunk = Signal(range(max(ww_beats, 2)))
 
-        rq_next = Signal.like(rq_left)
-        rx_next = Signal.like(rx_left)
-        m.d.comb += [rq_next.eq(Mux(accepted, rq_left - rq_burst, rq_left)),
-                     rx_next.eq(Mux(self.rd.readdatavalid, rx_left - 1, rx_left))]
+        rx_one = Signal()                 # rx_left == 1 (a register)
+        rx_zero = Signal(init=1)          # rx_left == 0 (a register)
+        rq_done_next = ~rq_any | (accepted & ~rq_gt1)
+        rx_done_next = Mux(self.rd.readdatavalid, rx_one, rx_zero)
         # A command is registered before it is carried out: the FSM's choice of a command and the
         # loader's counters are a register apart.
         cmd = Signal.like(self.cmd)
         cmd_valid = Signal()
         m.d.sync += [cmd.eq(self.cmd), cmd_valid.eq(self.cmd_valid)]
-        m.d.sync += done.eq(~self.cmd_valid & ~cmd_valid & (rq_next == 0) & (rx_next == 0))
+        m.d.sync += done.eq(~self.cmd_valid & ~cmd_valid & rq_done_next & rx_done_next)
         with m.If(cmd_valid):
             m.d.sync += [
                 rq_addr.eq(cmd.addr), rq_left.eq(cmd.words), rx_left.eq(cmd.words),
+                rq_any.eq(cmd.words != 0), rq_gt1.eq(gt(cmd.words, maxb)), rq_gt2.eq(gt(cmd.words, 2 * maxb)),
+                rx_zero.eq(cmd.words == 0), rx_one.eq(cmd.words == 1),
                 rx_index.eq(0), target.eq(cmd.target), frames.eq(cmd.frames),
                 col.eq(0), cols_m1.eq(self.act_cols - 1), cols_m2.eq(self.act_cols - 2),
                 last_col.eq(self.act_cols == 1), row_base.eq(0), row_addr.eq(0), odd_row.eq(0),
@@ -229,7 +241,8 @@ class Loader(wiring.Component):
             self.wt_we.eq(wt_we),
         ]
         with m.If(valid):
-            m.d.sync += [rx_left.eq(rx_left - 1), rx_index.eq(rx_index + 1)]
+            m.d.sync += [rx_left.eq(rx_left - 1), rx_index.eq(rx_index + 1),
+                         rx_zero.eq(rx_one), rx_one.eq(rx_left == 2)]
             with m.Switch(target):
                 with m.Case(TARGET_DESC):
                     for i in range(desc_beats):

@@ -117,24 +117,34 @@ class Sequencer(wiring.Component):
         # The loop ends compare counters with limits minus one, registered at the start, and the
         # pixel's last beat is itself a register: no subtraction or wide compare on the issue path.
         last_beat = Signal()
-        wwt_m1, wwt_m2 = Signal(16), Signal(16)
-        gs_m1, wo_m1, ho_m1 = Signal(12), Signal(14), Signal(14)
+        wwt_m1 = Signal(16)
+        wwt_m2 = Signal(16)
+        gs_m1 = Signal(12)
+        wo_m1 = Signal(14)
+        wo_m2 = Signal(14)
+        ho_m1 = Signal(14)
+        ho_m2 = Signal(14)
+        ox_end = Signal()          # ox == wo - 1 (registers, like last_beat)
+        oy_end = Signal()          # oy == ho - 1
         issue = Signal()
         ready = Signal()           # the pace and the credits allow a pixel's last beat
         wait = Signal(5)           # cycles until the next pixel's last beat may issue
+        wait_zero = Signal(init=1) # wait == 0, a register: no compare on the issue path
         m.d.comb += [
-            ready.eq(self.credit_ok & (wait == 0)),
+            ready.eq(self.credit_ok & wait_zero),
             issue.eq(run & (~last_beat | ready)),
             self.busy.eq(run),
             self.issued_last.eq(issue & last_beat),
         ]
         with m.If(self.start):
-            m.d.sync += [wait.eq(0), wwt_m1.eq(cfg.wwt - 1), wwt_m2.eq(cfg.wwt - 2), gs_m1.eq(cfg.gs - 1),
-                         wo_m1.eq(cfg.wo - 1), ho_m1.eq(cfg.ho - 1), last_beat.eq(cfg.wwt == 1)]
+            m.d.sync += [wait.eq(0), wait_zero.eq(1), wwt_m1.eq(cfg.wwt - 1), wwt_m2.eq(cfg.wwt - 2),
+                         gs_m1.eq(cfg.gs - 1), wo_m1.eq(cfg.wo - 1), wo_m2.eq(cfg.wo - 2), ho_m1.eq(cfg.ho - 1),
+                         ho_m2.eq(cfg.ho - 2), last_beat.eq(cfg.wwt == 1), ox_end.eq(cfg.wo == 1),
+                         oy_end.eq(cfg.ho == 1)]
         with m.Elif(issue & last_beat):
-            m.d.sync += wait.eq(cfg.gap - 1)
-        with m.Elif(wait != 0):
-            m.d.sync += wait.eq(wait - 1)
+            m.d.sync += [wait.eq(cfg.gap - 1), wait_zero.eq(cfg.gap == 1)]
+        with m.Elif(~wait_zero):
+            m.d.sync += [wait.eq(wait - 1), wait_zero.eq(wait == 1)]
         with m.If(~self.start & issue):
             m.d.sync += last_beat.eq(Mux(last_beat, wwt_m1 == 0, widx == wwt_m2))
         dx_end = ~cfg.pad | (dx == 1)
@@ -160,14 +170,14 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.d.sync += dx.eq(dx + 1)
             with m.If(last_beat):
-                with m.If(ox == wo_m1):
-                    m.d.sync += ox.eq(0)
-                    with m.If(oy == ho_m1):
-                        m.d.sync += [oy.eq(0), run.eq(0)]
+                with m.If(ox_end):
+                    m.d.sync += [ox.eq(0), ox_end.eq(wo_m1 == 0)]
+                    with m.If(oy_end):
+                        m.d.sync += [oy.eq(0), oy_end.eq(ho_m1 == 0), run.eq(0)]
                     with m.Else():
-                        m.d.sync += oy.eq(oy + 1)
+                        m.d.sync += [oy.eq(oy + 1), oy_end.eq(oy == ho_m2)]
                 with m.Else():
-                    m.d.sync += ox.eq(ox + 1)
+                    m.d.sync += [ox.eq(ox + 1), ox_end.eq(ox == wo_m2)]
 
         # -- stage 1: the tap's position on the conv-input grid ----------------------------------------
         v1 = Signal()

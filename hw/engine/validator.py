@@ -15,6 +15,7 @@ from models.engine import (ERR_ADDRESS, ERR_ALIGN, ERR_CAPACITY, ERR_FORMAT, ERR
                            ERR_OVERFLOW, ERR_SHAPE, FRAME_SIMD_LANES, OP_CODES, EngineParams)
 from models.formats import FRAME_CODE_CHANNELS, FRAME_PIXEL_BYTES
 
+from ..arith import ge, le
 from .decoder import derived_layout, descriptor_layout
 
 __all__ = ["Validator"]
@@ -176,7 +177,7 @@ class Validator(wiring.Component):
             ]
 
         def within(addr, name):
-            return (addr >= self.window_base) & (ends[name] <= self.window_limit)
+            return ge(addr, self.window_base) & le(ends[name], self.window_limit)
 
         # Cycle 2: the comparisons, each into its own flag (every region's window check alone).
         flags = [*(simple_regs[i] for i in range(5)),

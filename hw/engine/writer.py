@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from models.cycles import WRITE_FIFO_DEPTH
 from models.engine import EngineParams
 
+from ..arith import kept
 from ..threshold import ThresholdUnit
 
 __all__ = ["Writer", "write_entry_layout"]
@@ -141,13 +142,21 @@ class Writer(wiring.Component):
         ]
 
         # -- credits: FIFO words promised to issued pixels ---------------------------------------------
+        # The next count is pending + (issued ? beats : 0) - taken; its four values, and what each
+        # gives credit_ok and idle, come from registers alone, so that issued and taken (the
+        # sequencer's issue and the bus) only choose among them: no adder or compare after them.
         pending = Signal(range(WRITE_FIFO_DEPTH + tile_beats + 1))
         taken = self.o_stream.valid & self.o_stream.ready
-        nxt = Signal.like(pending)
-        m.d.comb += nxt.eq(pending + Mux(self.issued, self.beats, 0) - taken)
-        m.d.sync += [
-            pending.eq(nxt),
-            self.credit_ok.eq(nxt + self.beats <= WRITE_FIFO_DEPTH),
-            self.idle.eq(nxt == 0),
-        ]
+        plus = kept(m, pending + self.beats, "plus")
+        plus2 = kept(m, plus + self.beats, "plus2")
+        cases = {  # (issued, taken): (next count, next count + beats <= depth, next count == 0)
+            (0, 0): (pending, plus <= WRITE_FIFO_DEPTH, pending == 0),
+            (0, 1): (pending - 1, plus <= WRITE_FIFO_DEPTH + 1, pending == 1),
+            (1, 0): (plus, plus2 <= WRITE_FIFO_DEPTH, plus == 0),
+            (1, 1): (plus - 1, plus2 <= WRITE_FIFO_DEPTH + 1, plus == 1),
+        }
+        with m.Switch(Cat(taken, self.issued)):
+            for (iss, tak), (nxt, credit, idle) in cases.items():
+                with m.Case(tak | (iss << 1)):
+                    m.d.sync += [pending.eq(nxt), self.credit_ok.eq(credit), self.idle.eq(idle)]
         return m
