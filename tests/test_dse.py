@@ -94,7 +94,7 @@ def _fake_report(component, cfg):
 
 @pytest.fixture
 def fake_model(tmp_path, monkeypatch):
-    model = {"rest": {q: [100.0, 0.0, 0.0, 0.0] for q in resources.QUANTITIES}, "rest_levels": 9,
+    model = {"rest": {q: [100.0] + [0.0] * len(resources.REST_FEATURES) for q in resources.QUANTITIES}, "rest_levels": 9,
              "source_hash": "x", "held_out_error_pct": {"alm_estimate": {"mean_abs": 1.0, "max_abs": 2.0}}}
     path = tmp_path / "model.json"
     path.write_text(json.dumps(model))
