@@ -1,5 +1,6 @@
 """The convolution engine in Amaranth's simulator, on a memory model with the timing of
-``sim/hdl/avalon_memory.v`` (no wait states): the fast tier of the engine tests.
+``sim/hdl/avalon_memory.v`` (no wait states, unless asked for write wait states): the fast tier
+of the engine tests.
 
 :func:`run_program` runs a descriptor list on :class:`hw.engine.ConvEngine` and returns the
 memory image, the status (error, index, layers done) and the cycle counts, for comparison with
@@ -32,7 +33,7 @@ class EngineRun:
 
 
 def run_program(params, image, base, desc_addr, count, *, window=None, latency=8, max_cycles=2_000_000,
-                engine=None):
+                engine=None, write_stall=0.0, seed=0):
     """Run ``count`` descriptors from ``desc_addr`` on a memory holding ``image`` at ``base``.
 
     Parameters
@@ -47,6 +48,10 @@ def run_program(params, image, base, desc_addr, count, *, window=None, latency=8
         model counts: the first word is valid ``latency + 1`` cycles after the command's cycle).
     engine : amaranth component, optional
         A component with the engine's ports to run instead (a deliberately broken variant).
+    write_stall : float
+        Probability that the memory holds ``waitrequest`` on a write in a cycle (seeded by
+        ``seed``): back-pressure on the write master, so the writer's FIFO fills and its credits
+        decide. With it the cycle counts exceed the cycle model's (a lower bound).
 
     Returns
     -------
@@ -60,9 +65,12 @@ def run_program(params, image, base, desc_addr, count, *, window=None, latency=8
     window = (base, len(image)) if window is None else window
     run = EngineRun(memory=None, error=0, error_index=0, error_layer=0, layers_done=0)
 
+    rng = np.random.default_rng(seed)
+
     async def bench(ctx):
         ctx.set(dut.rd.waitrequest, 0)
         ctx.set(dut.wr.waitrequest, 0)
+        stalled = False
         ctx.set(dut.desc_addr, desc_addr)
         ctx.set(dut.desc_count, count)
         ctx.set(dut.window_base, window[0])
@@ -104,7 +112,11 @@ def run_program(params, image, base, desc_addr, count, *, window=None, latency=8
                 if a < base or index + n > depth or (a - base) % bus_bytes:
                     run.outside.append(("read", a, n))
                 queue.append((index, n, now + latency))
-            if ctx.get(dut.wr.write):
+            stall = write_stall > 0 and rng.random() < write_stall
+            if stall != stalled:
+                ctx.set(dut.wr.waitrequest, stall)
+                stalled = stall
+            if ctx.get(dut.wr.write) and not stall:
                 if w_beat == 0:
                     a = ctx.get(dut.wr.address)
                     w_word, w_len = (a - base) // bus_bytes, ctx.get(dut.wr.burstcount)

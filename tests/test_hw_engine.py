@@ -183,20 +183,27 @@ def test_thermometer_word_is_frame_pair_codes(lanes):
 
 # -- whole descriptor lists ----------------------------------------------------------------------------
 
-def _check_run(params, layers, seed, window=None):
+def _check_run(params, layers, seed, window=None, write_stall=0.0):
     rng = np.random.default_rng(seed)
     base, size = 0x1000, 1 << 15
     image, desc_addr, descs, expected, (err, idx) = build_case(rng, params, layers, base, size)
-    # a bounded run: twice the cycle model's count (a hang fails fast, not after millions of cycles)
-    budget = 2 * sum(descriptor_cycles(d, params) for d in descs) + 1000
-    run = run_program(params, image, base, desc_addr, len(descs), window=window, max_cycles=budget)
+    # a bounded run: twice the cycle model's count (a hang fails fast, not after millions of
+    # cycles), more under write wait states
+    budget = int(2 * sum(descriptor_cycles(d, params) for d in descs) / (1 - write_stall)) + 1000
+    run = run_program(params, image, base, desc_addr, len(descs), window=window, max_cycles=budget,
+                      write_stall=write_stall, seed=seed)
     label = "; ".join(layer.describe() for layer in layers)
     assert not run.outside, f"{label}: accesses outside the memory: {run.outside[:3]}"
     problem = describe_mismatch(expected, run.memory, descs, base, params)
     assert problem is None, f"{label}: {problem}"
     assert (run.error, run.layers_done) == (err, idx), label
     model = [descriptor_cycles(d, params) for d in descs[:idx]]
-    assert run.layer_cycles == model, f"{label}: RTL cycles {run.layer_cycles}, model {model}"
+    if write_stall:
+        # the model's memory has no wait states: a lower bound
+        assert all(c >= m for c, m in zip(run.layer_cycles, model)) and len(run.layer_cycles) == len(model), \
+            f"{label}: RTL cycles {run.layer_cycles} below the model's {model}"
+    else:
+        assert run.layer_cycles == model, f"{label}: RTL cycles {run.layer_cycles}, model {model}"
     return run
 
 
@@ -286,3 +293,22 @@ def test_a_raw_layer_of_one_beat_a_pixel_waits_for_the_writer():
                 break
     assert len(layers) == 2, "no raw 1x1 layer on one input group was drawn"
     _check_run(params, layers, 13)
+
+
+@pytest.mark.parametrize("raw", [True, False], ids=["raw", "codes"])
+def test_write_back_pressure_fills_the_fifo_and_loses_nothing(raw):
+    """The memory refuses most writes (70 % wait states): the writer's FIFO fills, and only its
+    credits keep the sequencer from issuing a pixel whose words would not fit. Raw layers of
+    several words a pixel (P = 16 of 16-bit accumulators: two bus words) and codes layers."""
+    params = SMALL[64]
+    rng = np.random.default_rng(21 + raw)
+    layers = []
+    for _ in range(400):
+        layer = random_layer(rng, params, max_hw=8, kernel=1, op=OP_CODES["identity"], raw=raw, frames=False)
+        if layer.codes.shape[0] * layer.codes.shape[1] >= 40 and layer.signs.shape[3] > params.pe_count // 2:
+            layers.append(layer)
+            if len(layers) == 2:
+                break
+    assert len(layers) == 2, f"no {'raw' if raw else 'codes'} layer was drawn"
+    run = _check_run(params, layers, 22 + raw, write_stall=0.7)
+    assert sum(run.layer_cycles) > 0
