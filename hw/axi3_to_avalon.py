@@ -1,6 +1,6 @@
 """AXI3 slave in front of a word-addressed Avalon-MM register slave (the lightweight bridge path)."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -17,7 +17,8 @@ class AXI3ToAvalon(wiring.Component):
     The register slave is :class:`~hw.avalon.SlaveSignature`: word addresses, no wait states,
     ``readdata`` one cycle after ``read``. The adapter handles one AXI transaction at a time
     (both address channels wait while one runs; AXI allows a slave to do so) and alternates
-    between reads and writes when both are pending. Every beat of a burst is one register
+    between reads and writes when both are pending; ``awready`` / ``arready`` come the cycle
+    after the channel is chosen (every register is loaded from one state). Every beat of a burst is one register
     access: FIXED bursts repeat the address, INCR bursts add ``2**size`` bytes per beat, WRAP
     bursts wrap at ``(len + 1) * 2**size`` bytes.
 
@@ -27,6 +28,9 @@ class AXI3ToAvalon(wiring.Component):
     * A write beat must set all four strobes: the registers have no byte enables. A beat with
       any strobe clear is dropped and the burst ends with a SLVERR response (``error`` pulses).
     * Reads of any size return the whole word; the master picks its byte lanes.
+    * The slave's ``write``, ``address`` and ``writedata`` come from registers: a write beat
+      reaches the slave in the cycle after the AXI handshake (still before the write
+      response), which keeps the bridge's address logic out of the register file's decode.
 
     IDs are returned as received; ``awlock``/``arlock``, ``awcache``/``arcache`` and
     ``awprot``/``arprot`` are ignored.
@@ -83,7 +87,6 @@ class AXI3ToAvalon(wiring.Component):
         addr = Signal(self._addr_width)
         tid = Signal(self._id_width)
         beats_left = Signal(4)
-        size = Signal(3)
         burst = Signal(2)
         wrap_mask = Signal(self._addr_width)
         failed = Signal()
@@ -92,14 +95,24 @@ class AXI3ToAvalon(wiring.Component):
         in_window_q = Signal()
         rdata = Signal(32)
 
-        step = Signal(self._addr_width)
+        step = Signal(self._addr_width)     # 2**size, a register like the mask
         next_addr = Signal(self._addr_width)
+        next_in_window = Signal()
+        # The register slave sees registers only: a write beat reaches it one cycle after the
+        # beat (before the response, so a later read sees it), and the address it is given is
+        # a register kept equal to the current beat's (no address decode in front of the
+        # register file's own).
+        csr_write = Signal()
+        csr_addr = Signal(self._csr_addr_width)
+        csr_wdata = Signal(32)
         m.d.comb += [
-            step.eq(1 << size),
-            in_window.eq(addr[2 + self._csr_addr_width:] == 0),
-            csr.address.eq(addr[2:2 + self._csr_addr_width]),
-            csr.writedata.eq(axi.wdata),
+            csr.address.eq(csr_addr),
+            csr.write.eq(csr_write),
+            csr.writedata.eq(csr_wdata),
         ]
+        m.d.sync += csr_write.eq(0)
+        # Whether the address is in the register window is a register too, set with the address.
+        m.d.comb += next_in_window.eq(next_addr[2 + self._csr_addr_width:] == 0)
         with m.Switch(burst):
             with m.Case(BURST_FIXED):
                 m.d.comb += next_addr.eq(addr)
@@ -110,40 +123,53 @@ class AXI3ToAvalon(wiring.Component):
 
         def start(ch):
             lenf, sizef = getattr(axi, f"{ch}len"), getattr(axi, f"{ch}size")
+            a = getattr(axi, f"{ch}addr")
             m.d.sync += [
-                addr.eq(getattr(axi, f"{ch}addr")),
+                addr.eq(a),
+                in_window.eq(a[2 + self._csr_addr_width:] == 0),
+                csr_addr.eq(a[2:2 + self._csr_addr_width]),
                 tid.eq(getattr(axi, f"{ch}id")),
                 beats_left.eq(lenf),
-                size.eq(sizef),
+                step.eq(1 << sizef),
                 burst.eq(getattr(axi, f"{ch}burst")),
-                wrap_mask.eq((((lenf + 1) << sizef) - 1)[:self._addr_width]),
+                # ((len + 1) << size) - 1, without a carry: the low size bits of len << size are 0
+                wrap_mask.eq(((lenf << sizef) | Cat(sizef > i for i in range(8)))[:self._addr_width]),
                 failed.eq(0),
             ]
 
         with m.FSM():
+            # IDLE chooses the channel, AW / AR take its address: the burst's registers are then
+            # loaded under one state's decode, not under the arbitration between the channels.
             with m.State("IDLE"):
-                take_write = Signal()
-                m.d.comb += take_write.eq(axi.awvalid & (~axi.arvalid | ~prefer_read))
-                with m.If(take_write):
-                    m.d.comb += axi.awready.eq(1)
-                    start("aw")
-                    m.d.sync += prefer_read.eq(1)
-                    m.next = "WRITE"
+                with m.If(axi.awvalid & (~axi.arvalid | ~prefer_read)):
+                    m.next = "AW"
                 with m.Elif(axi.arvalid):
-                    m.d.comb += axi.arready.eq(1)
-                    start("ar")
-                    m.d.sync += prefer_read.eq(0)
-                    m.next = "READ"
+                    m.next = "AR"
+
+            with m.State("AW"):
+                m.d.comb += axi.awready.eq(1)
+                start("aw")
+                m.d.sync += prefer_read.eq(1)
+                m.next = "WRITE"
+
+            with m.State("AR"):
+                m.d.comb += axi.arready.eq(1)
+                start("ar")
+                m.d.sync += prefer_read.eq(0)
+                m.next = "READ"
 
             with m.State("WRITE"):
                 m.d.comb += axi.wready.eq(1)
                 with m.If(axi.wvalid):
                     whole = axi.wstrb.all()
-                    m.d.comb += [
-                        csr.write.eq(in_window & whole),
-                        self.access.eq(1),
+                    m.d.comb += self.access.eq(1)
+                    m.d.sync += [
+                        csr_write.eq(in_window & whole),
+                        csr_addr.eq(addr[2:2 + self._csr_addr_width]),
+                        csr_wdata.eq(axi.wdata),
+                        addr.eq(next_addr),
+                        in_window.eq(next_in_window),
                     ]
-                    m.d.sync += addr.eq(next_addr)
                     with m.If(~whole):
                         m.d.sync += failed.eq(1)
                     with m.If(axi.wlast):
@@ -183,6 +209,8 @@ class AXI3ToAvalon(wiring.Component):
                     with m.If(beats_left == 0):
                         m.next = "IDLE"
                     with m.Else():
-                        m.d.sync += [beats_left.eq(beats_left - 1), addr.eq(next_addr)]
+                        m.d.sync += [beats_left.eq(beats_left - 1), addr.eq(next_addr),
+                                     in_window.eq(next_in_window),
+                                     csr_addr.eq(next_addr[2:2 + self._csr_addr_width])]
                         m.next = "READ"
         return m
