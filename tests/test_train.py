@@ -456,6 +456,40 @@ def test_training_runs_resumes_and_exports(torch, tmp_path, monkeypatch):
             assert np.allclose(weights[name][p], weights2[name][p], rtol=1e-5, atol=1e-6), (name, p)
 
 
+def test_flow_bias_correction_zeroes_the_mean_error_at_full_size(torch):
+    import argparse
+    from models.synthetic import SyntheticConfig
+    from train.data import render_batch, to_tensors
+    from train.train import BIAS_INDEX_BASE, correct_flow_bias
+    cfg = _cfg("lmflownet_tiny.yaml")
+    syn = SyntheticConfig(height=cfg.height, width=cfg.width)
+    model = _random_model(torch, cfg, _frames(cfg, 4)[0])
+    with torch.no_grad():
+        model.convs["predict_flow2"].bias += torch.tensor([0.7, -0.4])     # an offset to remove
+    args = argparse.Namespace(bias_pairs=20, photo_fraction=0.5)
+
+    def mean_error():
+        frames, flows = render_batch(range(BIAS_INDEX_BASE, BIAS_INDEX_BASE + 20), cfg=syn, photo_fraction=0.5)
+        x, y = to_tensors(frames, flows, "cpu")
+        with torch.no_grad():
+            pred = model(x)["predict_flow2"] * cfg.flow_scale
+        target = torch.nn.functional.adaptive_avg_pool2d(y, pred.shape[-2:])
+        return (pred - target).double().mean(dim=(0, 2, 3)).numpy()
+
+    before = mean_error()
+    bias = model.convs["predict_flow2"].bias.detach().clone()
+    offset = correct_flow_bias(model, syn, args, "cpu", batch=8)      # batches of 8, 8 and 4 pairs
+    assert np.allclose(offset, before, atol=1e-3), (offset, before)
+    assert np.abs(before).max() > 0.1
+    assert np.abs(mean_error()).max() < 1e-4, mean_error()
+    assert np.allclose(model.convs["predict_flow2"].bias.detach().numpy(),
+                       (bias - torch.tensor(before, dtype=torch.float32) / cfg.flow_scale).numpy(), atol=1e-5)
+    # 0 pairs: nothing changes
+    bias = model.convs["predict_flow2"].bias.detach().clone()
+    assert correct_flow_bias(model, syn, argparse.Namespace(bias_pairs=0, photo_fraction=0.5), "cpu") is None
+    assert torch.equal(model.convs["predict_flow2"].bias, bias)
+
+
 def test_photo_mix_is_even_and_deterministic():
     pytest.importorskip("skimage")
     from models.photoscenes import PHOTO_TRAIN_STREAM, make_photo_pair

@@ -15,7 +15,8 @@ the same time) or ``--float-steps`` / ``--quant-steps`` steps, whichever comes f
 minutes set to 0 the schedule follows the steps alone (reproducible step for step). Both use
 Adam, a short warm-up and a cosine learning-rate decay over the phase (its fraction of the time
 budget or of the steps), FlowNet's multi-scale EPE loss, and end with a re-estimation of the
-batch-norm statistics on training batches. A checkpoint
+batch-norm statistics on training batches and a correction of predict_flow2's bias on
+full-size training pairs (:func:`correct_flow_bias`). A checkpoint
 (``<work-dir>/checkpoint.pt``) is written every ``--checkpoint-minutes`` and at the end of a
 phase; a new run with the same ``--work-dir`` resumes from it (``--restart`` starts over). The
 pair pool and the augmentation draws are functions of the step, so a resumed run continues the
@@ -81,6 +82,8 @@ def parse_args(argv=None):
     ap.add_argument("--val-pairs", type=int, default=64,
                     help="validation pairs of each kind, synthetic and photo (own seed streams)")
     ap.add_argument("--bn-batches", type=int, default=32, help="batches for the final BN statistics")
+    ap.add_argument("--bias-pairs", type=int, default=128,
+                    help="full-size training pairs that set predict_flow2's bias at the end (0: none)")
     ap.add_argument("--checkpoint-minutes", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
@@ -178,6 +181,40 @@ def recalibrate_bn(model, syn, rng, args, device):
     model.eval()
 
 
+#: Training-stream indices of the pairs that correct predict_flow2's bias.
+BIAS_INDEX_BASE = 2 * 10 ** 9
+
+
+@torch.no_grad()
+def correct_flow_bias(model, syn, args, device, batch=16):
+    """Shift predict_flow2's bias so that its mean error is zero on ``args.bias_pairs`` training
+    pairs at the network's full input size (the same synthetic/photo mix, no augmentation).
+
+    The network trains on crops, where zero padding weighs more than in a whole frame: at the
+    full size the output carries a constant offset (measured on the shipped fully quantized
+    weights: (+0.09, -0.81) px on training pairs, (+0.25, -0.41) px on identical frames), which
+    predict_flow2's bias removes exactly (the flow is linear in it). Returns the correction in
+    pixels (``(du, dv)``, subtracted), or None when ``args.bias_pairs`` is 0."""
+    if args.bias_pairs <= 0:
+        return None
+    model.eval()
+    name = "predict_flow2"
+    total = torch.zeros(2, dtype=torch.float64, device=device)
+    count = 0
+    for start in range(0, args.bias_pairs, batch):
+        idx = range(BIAS_INDEX_BASE + start, BIAS_INDEX_BASE + min(start + batch, args.bias_pairs))
+        frames, flows = render_batch(idx, cfg=syn, photo_fraction=args.photo_fraction)
+        x, y = to_tensors(frames, flows, device)
+        pred = model(x)[name] * model.cfg.flow_scale
+        target = torch.nn.functional.adaptive_avg_pool2d(y, pred.shape[-2:])
+        total += (pred - target).double().sum(dim=(0, 2, 3))
+        count += pred.shape[0] * pred.shape[2] * pred.shape[3]
+    offset = total / count
+    conv = model.convs[name]
+    conv.bias -= (offset / model.cfg.flow_scale).to(conv.bias.dtype)
+    return [round(float(v), 4) for v in offset]
+
+
 def _save_checkpoint(path, state):
     tmp = path + ".tmp"
     torch.save(state, tmp)
@@ -259,6 +296,15 @@ def run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
                  elapsed=state["elapsed"] + time.time() - t_phase)
 
 
+def _bias_meta(offset, args, previous=None):
+    """The manifest's record of :func:`correct_flow_bias` (with the earlier one, if any)."""
+    entry = {"pairs": args.bias_pairs, "offset_px": offset, "photo_fraction": args.photo_fraction,
+             "first_index": BIAS_INDEX_BASE}
+    if previous:
+        entry["previous"] = previous
+    return entry
+
+
 def recalibrate_files(args, syn, val, device, log_file):
     """``--recalibrate-only``: the end of each phase again (BN statistics, validation, export)
     on the weights already in ``--out-dir``; the manifest's meta is kept, its metrics updated."""
@@ -270,6 +316,7 @@ def recalibrate_files(args, syn, val, device, log_file):
         model = import_weights(LMFlowNet(cfg, phase).to(device), weights)
         before = evaluate_vals(model, val, device)
         recalibrate_bn(model, syn, np.random.default_rng([args.seed, 99, PHASES.index(phase)]), args, device)
+        offset = correct_flow_bias(model, syn, args, device)
         after = evaluate_vals(model, val, device)
         metrics = meta.setdefault("metrics", {})
         metrics["val_epe_synthetic"] = round(after["synthetic"], 4)
@@ -279,10 +326,13 @@ def recalibrate_files(args, syn, val, device, log_file):
                                    "val_epe_photo_before": round(before["photo"], 4),
                                    "crop": list(args.crop), "batches": args.bn_batches,
                                    "photo_fraction": args.photo_fraction}
+        if offset is not None:
+            meta["flow_bias_corrected"] = _bias_meta(offset, args, previous=meta.get("flow_bias_corrected"))
         save_model(path, model, meta=meta)
         _log(f"{path}: batch norms re-estimated on training crops, val EPE synthetic "
              f"{before['synthetic']:.3f} -> {after['synthetic']:.3f}, photo {before['photo']:.3f} -> "
-             f"{after['photo']:.3f}", log_file)
+             f"{after['photo']:.3f}" + (f"; predict_flow2's bias corrected by {offset} px" if offset else ""),
+             log_file)
 
 
 def main(argv=None):
@@ -324,6 +374,7 @@ def main(argv=None):
         run_phase(phase, model, state, pool, val, args, device, log_file, ckpt_path)
         rng = np.random.default_rng([args.seed, 99, PHASES.index(phase)])
         recalibrate_bn(model, syn, rng, args, device)
+        offset = correct_flow_bias(model, syn, args, device)
         vals = evaluate_vals(model, val, device)
         steps = state["step"]
         result = {"steps": steps, "samples": steps * args.batch_size,
@@ -337,6 +388,8 @@ def main(argv=None):
                 "metrics": {"val_epe_synthetic": round(vals["synthetic"], 4),
                             "val_epe_photo": round(vals["photo"], 4), "val_pairs": args.val_pairs},
                 "training": {k: v for k, v in vars(args).items() if k not in ("restart", "no_progress")}}
+        if offset is not None:
+            meta["flow_bias_corrected"] = _bias_meta(offset, args)
         if state.get("init"):
             meta["float_init"] = state["init"]
         if phase == "quant":
