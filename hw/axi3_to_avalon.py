@@ -18,9 +18,9 @@ class AXI3ToAvalon(wiring.Component):
     ``readdata`` one cycle after ``read``. The adapter handles one AXI transaction at a time
     (both address channels wait while one runs; AXI allows a slave to do so) and alternates
     between reads and writes when both are pending; ``awready`` / ``arready`` come the cycle
-    after the channel is chosen (every register is loaded from one state). Every beat of a burst is one register
-    access: FIXED bursts repeat the address, INCR bursts add ``2**size`` bytes per beat, WRAP
-    bursts wrap at ``(len + 1) * 2**size`` bytes.
+    after the channel is chosen (every register is loaded from one state). Every beat of a
+    burst is one register access: FIXED bursts repeat the address, INCR bursts add ``2**size``
+    bytes per beat, WRAP bursts wrap at ``(len + 1) * 2**size`` bytes.
 
     * Byte addresses below ``4 * 2**csr_addr_width`` reach the slave at word address
       ``address >> 2``; above that window reads return 0 and writes are dropped, with an OKAY

@@ -490,6 +490,20 @@ def test_flow_bias_correction_zeroes_the_mean_error_at_full_size(torch):
     assert torch.equal(model.convs["predict_flow2"].bias, bias)
 
 
+@pytest.mark.parametrize("argv, msg", [
+    (["--bias-pairs", "-1"], "--bias-pairs must be >= 0 (0: no bias correction), not -1"),
+    (["--photo-fraction", "1.5"], "--photo-fraction must be in [0, 1], not 1.5"),
+    (["--static-weight", "-2"], "--static-weight must be >= 0, not -2.0"),
+])
+def test_training_arguments_out_of_range_are_one_clear_line(capsys, argv, msg):
+    from train.train import parse_args
+    with pytest.raises(SystemExit) as e:
+        parse_args(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(msg) and "Traceback" not in err
+
+
 def test_photo_mix_is_even_and_deterministic():
     pytest.importorskip("skimage")
     from models.photoscenes import PHOTO_TRAIN_STREAM, make_photo_pair

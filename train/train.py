@@ -42,7 +42,7 @@ from .data import PairPool, augment, render_batch, to_tensors
 from models.weights import load_weights
 
 from .export import import_weights, save_model
-from .losses import epe, multiscale_epe
+from .losses import downsample_flow, epe, multiscale_epe
 from .model import LMFlowNet
 
 __all__ = ["main", "parse_args", "weights_paths", "evaluate_val", "evaluate_vals", "load_val"]
@@ -97,6 +97,8 @@ def parse_args(argv=None):
         ap.error(f"--photo-fraction must be in [0, 1], not {args.photo_fraction!r}")
     if args.static_weight < 0:
         ap.error(f"--static-weight must be >= 0, not {args.static_weight!r}")
+    if args.bias_pairs < 0:
+        ap.error(f"--bias-pairs must be >= 0 (0: no bias correction), not {args.bias_pairs!r}")
     return args
 
 
@@ -191,8 +193,9 @@ def correct_flow_bias(model, syn, args, device, batch=16):
     pairs at the network's full input size (the same synthetic/photo mix, no augmentation).
 
     The network trains on crops, where zero padding weighs more than in a whole frame: at the
-    full size the output carries a constant offset (measured on the shipped fully quantized
-    weights: (+0.09, -0.81) px on training pairs, (+0.25, -0.41) px on identical frames), which
+    full size the output carries a constant offset (measured on the fully quantized weights
+    trained on 48x64 crops, step 8 of models/weights/README.md: (+0.09, -0.81) px on training
+    pairs, (+0.25, -0.41) px on identical frames), which
     predict_flow2's bias removes exactly (the flow is linear in it). Returns the correction in
     pixels (``(du, dv)``, subtracted), or None when ``args.bias_pairs`` is 0."""
     if args.bias_pairs <= 0:
@@ -206,7 +209,7 @@ def correct_flow_bias(model, syn, args, device, batch=16):
         frames, flows = render_batch(idx, cfg=syn, photo_fraction=args.photo_fraction)
         x, y = to_tensors(frames, flows, device)
         pred = model(x)[name] * model.cfg.flow_scale
-        target = torch.nn.functional.adaptive_avg_pool2d(y, pred.shape[-2:])
+        target = downsample_flow(y, pred.shape[-2:])      # the loss's target at that level
         total += (pred - target).double().sum(dim=(0, 2, 3))
         count += pred.shape[0] * pred.shape[2] * pred.shape[3]
     offset = total / count
@@ -329,7 +332,8 @@ def recalibrate_files(args, syn, val, device, log_file):
         if offset is not None:
             meta["flow_bias_corrected"] = _bias_meta(offset, args, previous=meta.get("flow_bias_corrected"))
         save_model(path, model, meta=meta)
-        _log(f"{path}: batch norms re-estimated on training crops, val EPE synthetic "
+        _log(f"{path}: batch norms re-estimated on training batches ({args.crop[0]}x{args.crop[1]}), "
+             f"val EPE synthetic "
              f"{before['synthetic']:.3f} -> {after['synthetic']:.3f}, photo {before['photo']:.3f} -> "
              f"{after['photo']:.3f}" + (f"; predict_flow2's bias corrected by {offset} px" if offset else ""),
              log_file)
